@@ -1,0 +1,123 @@
+"""The suite contract: what every benchmark file in this package provides.
+
+A suite is a small declarative object: a name and version, a loader that yields `Item`s, the text of
+the question as the model sees it, and a scorer that turns a response into a `Score`. The scorer only
+reads fields that records keep (gold, choices, answer_type, meta), so `harness rescore` can re-score a
+run from its records alone, and the trainer can use the same scorer as its reward.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+AnswerType = Literal["multi_choice", "integer", "float", "list", "text", "expression"]
+
+
+@dataclass
+class Item:
+    """One evaluation sample, in the harness's common shape."""
+
+    suite: str
+    sample_id: str
+    question: str  # the question text only: no choices, no hint
+    gold: str  # the official answer string (for multi-choice: the choice text, as MathVista stores it)
+    answer_type: AnswerType = "text"
+    choices: list[str] | None = None
+    unit: str | None = None
+    precision: int | None = None  # decimal places for float answers (MathVista)
+    query: str | None = None  # the data set's own prompt, used by the `official` prompt format
+    image_bytes: bytes | None = None  # encoded image exactly as the data set ships it (decoded lazily)
+    meta: dict[str, Any] = field(default_factory=dict)  # breakdown fields (task, skills, level, ...)
+    error: str | None = None  # a malformed item: recorded as a failed sample, never dropped
+
+    def target(self) -> dict[str, Any]:
+        """The fields a scorer may read; stored in every record so re-scoring needs no data set."""
+        return {
+            "gold": self.gold,
+            "answer_type": self.answer_type,
+            "choices": self.choices,
+            "unit": self.unit,
+            "precision": self.precision,
+            "meta": self.meta,
+        }
+
+    def content_sha256(self) -> str:
+        """Hash of everything that defines the item, image bytes included."""
+        h = hashlib.sha256()
+        h.update(json.dumps([self.sample_id, self.question, self.query, self.target()],
+                            sort_keys=True, ensure_ascii=False, default=str).encode())
+        h.update(hashlib.sha256(self.image_bytes or b"").digest())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a scorer sees: the answer side of an item (rebuilt from a record when re-scoring)."""
+
+    gold: str
+    answer_type: AnswerType = "text"
+    choices: list[str] | None = None
+    unit: str | None = None
+    precision: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Target:
+        return cls(gold=d["gold"], answer_type=d.get("answer_type", "text"), choices=d.get("choices"),
+                   unit=d.get("unit"), precision=d.get("precision"), meta=d.get("meta") or {})
+
+
+@dataclass(frozen=True)
+class Score:
+    """The verdict on one response. Extraction and comparison are kept apart and both recorded."""
+
+    extracted: str | None  # the answer string the comparison used (None: nothing could be extracted)
+    extractor: str  # which rule produced it, e.g. "solution_block>choice_letter"
+    correct: bool  # the suite's official rule (or its documented rule-based stand-in)
+    # Other extractions reported side by side, e.g. GSM8K "flexible_extract": {"extracted", "correct"}.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    split: str
+    data_dir: Path | None = None  # a local copy in the layout the suite documents
+    variant: str | None = None  # e.g. MathVista "numeric"
+    image_size: tuple[int, int] | None = None  # resize images (RGB) before prompting, e.g. (512, 512)
+    seed: int = 0  # for procedural suites
+
+
+# A scorer gets the answer region of the response (the prompt format's answer block when present,
+# else the whole response; `region_rule` says which) and the full response, and returns a Score.
+Scorer = Callable[["ScoringInput"], Score]
+
+
+@dataclass(frozen=True)
+class ScoringInput:
+    response: str  # the full model response
+    region: str  # the prompt format's answer block, or the whole response when there is none
+    region_rule: str  # "solution_block", "answer_block", "boxed", "response"
+    target: Target
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    version: str  # bump when loading, prompting or scoring changes
+    description: str
+    source: str  # hub id and pinned revision, or "procedural"
+    splits: dict[str, int]  # split name -> official item count
+    default_split: str
+    load: Callable[[LoadOptions], list[Item]]
+    question_text: Callable[[Item], str]  # question as shown under the tag formats (choices, unit)
+    score: Scorer
+    breakdowns: tuple[str, ...] = ()  # meta fields reported in metrics `by`
+    multi_label: tuple[str, ...] = ()  # meta fields holding lists (each label counted)
+    variants: tuple[str, ...] = ()  # accepted LoadOptions.variant values
+    data_dir_help: str = ""  # the local layout `--data-dir` expects, shown when loading fails
+    notes: str = ""  # deviations from the official protocol, shown by `harness suites`

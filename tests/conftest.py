@@ -1,0 +1,23 @@
+"""Shared test fixtures: the reference data folder (optional) and the tiny offline models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def reference_data_dir() -> Path:
+    """Real benchmark reference files, kept beside the checkout (never committed); tests skip without."""
+    return Path(os.environ.get("HARNESS_REFERENCE_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def reference_data() -> Path:
+    path = reference_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"reference data not found at {path} (set HARNESS_REFERENCE_DATA)")
+    return path

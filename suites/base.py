@@ -121,3 +121,6 @@ class Suite:
     variants: tuple[str, ...] = ()  # accepted LoadOptions.variant values
     data_dir_help: str = ""  # the local layout `--data-dir` expects, shown when loading fails
     notes: str = ""  # deviations from the official protocol, shown by `harness suites`
+    # Scores an external prediction file in the benchmark's official output format (`harness score`):
+    # (path, field, data_dir) -> {"accuracy", "n", "items": {id: bool}}. None where there is no such format.
+    score_predictions: Callable[..., dict[str, Any]] | None = None

@@ -116,7 +116,7 @@ def format_failures(response: str, fmt: PromptFormat) -> list[str] | None:
         fails.append("out_of_order")
     if is_degenerate(response):
         fails.append("degenerate")
-    return list(dict.fromkeys(fails))  # de-duplicated ("unclosed" may arise twice), order kept
+    return sorted(set(fails), key=FAILURE_KINDS.index)  # canonical order; "unclosed" may arise twice
 
 
 def format_reward(response: str, fmt: PromptFormat = REASONING_SOLUTION) -> float:
@@ -132,9 +132,10 @@ def format_reward(response: str, fmt: PromptFormat = REASONING_SOLUTION) -> floa
 
 
 def correctness_reward(response: str, gold: str, fmt: PromptFormat = REASONING_SOLUTION,
-                       extracted: str | None = None) -> float:
+                       extracted: str | None = None, choices: list[str] | None = None) -> float:
     """2.0 exact match, 1.5 same number, else 0. Tag formats read the single answer block (as the
-    recipe does); the other formats compare the scorer's extracted answer."""
+    recipe does); the other formats compare the scorer's extracted answer. For a multi-choice item the
+    gold choice's letter ("B") is an exact match too, since the prompt shows lettered choices."""
     if fmt.answer_tags is not None:
         found = blocks(response, fmt.answer_tags)
         if len(found) != 1:
@@ -144,7 +145,7 @@ def correctness_reward(response: str, gold: str, fmt: PromptFormat = REASONING_S
         answer = extracted
     else:
         return 0.0
-    if answer == gold:
+    if answer == gold or (choices and gold in choices and answer.strip() in _letters(choices, gold)):
         return 2.0
     a, g = to_float(answer), to_float(gold)
     if a is not None and g is not None and numbers_equal(a, g):
@@ -152,14 +153,19 @@ def correctness_reward(response: str, gold: str, fmt: PromptFormat = REASONING_S
     return 0.0
 
 
+def _letters(choices: list[str], gold: str) -> set[str]:
+    letter = chr(ord("A") + choices.index(gold))
+    return {letter, f"({letter})"}
+
+
 DEFAULT_REWARD_WEIGHTS = {"format": 0.3, "correctness": 1.0}
 
 
 def rewards(response: str, gold: str, fmt: PromptFormat, extracted: str | None = None,
-            weights: dict[str, float] | None = None) -> dict[str, float | None]:
+            weights: dict[str, float] | None = None, choices: list[str] | None = None) -> dict[str, float | None]:
     """All training rewards of one response; `format` and `total` are None for non-tag formats."""
     w = weights or DEFAULT_REWARD_WEIGHTS
-    correctness = correctness_reward(response, gold, fmt, extracted)
+    correctness = correctness_reward(response, gold, fmt, extracted, choices)
     if fmt.answer_tags is None:
         return {"format": None, "correctness": correctness, "total": None}
     fmt_r = format_reward(response, fmt)

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach a hub: loaders must fall back to local files or fail fast with a clear error.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -1,0 +1,221 @@
+"""`harness`: a thin command line over the library. Each command's docstring is its --help.
+
+Errors the user can fix (HarnessError) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.errors import ConfigError, HarnessError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vlm-math-harness")
+def cli() -> None:
+    """Evaluate and benchmark vision-language math reasoning checkpoints.
+
+    Example: harness eval --model runs/ckpt --suite mathvista_testmini --data-dir ~/data/MathVista
+    """
+
+
+def _parse_data_dirs(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if sep and name and not Path(value).exists():
+            out[name] = path
+        else:
+            out["*"] = value
+    return out
+
+
+def _parse_image_size(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    parts = value.lower().replace(",", "x").split("x")
+    try:
+        size = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"--image-size must look like 512x512, got {value!r}") from None
+    if len(size) != 2:
+        raise ConfigError(f"--image-size must look like 512x512, got {value!r}")
+    return size
+
+
+# CLI option -> EvalConfig field, for the options that map one to one.
+_EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bit", "split", "variant",
+                "prompt_format", "limit", "max_new_tokens", "temperature", "top_p", "top_k", "n_samples",
+                "batch_size", "seed", "out")
+
+
+@cli.command("eval")
+@click.option("--model", help="Model dir, Hub id or LoRA adapter dir (default: the tiny offline model).")
+@click.option("--revision", help="Hub revision (commit) of the model.")
+@click.option("--adapter", help="LoRA adapter dir applied on top of --model.")
+@click.option("--suite", "suites", multiple=True, help="Suite to run (repeatable; default: synth_charts, synth_arith).")
+@click.option("--split", help="Split for every suite (default: each suite's evaluation split).")
+@click.option("--variant", help="Suite variant, e.g. numeric for mathvista_testmini.")
+@click.option("--data-dir", "data_dirs", multiple=True, help="Local data: PATH for all suites, or SUITE=PATH.")
+@click.option("--image-size", help="Resize images to WxH RGB before prompting, e.g. 512x512.")
+@click.option("--backend", help="Generation backend (default: transformers).")
+@click.option("--dtype", help="auto, bfloat16, float16 or float32.")
+@click.option("--load-in-4bit", is_flag=True, default=None, help="bitsandbytes 4-bit weights (CUDA only).")
+@click.option("--prompt-format", help="reasoning-solution, think-answer, boxed or official.")
+@click.option("--limit", type=int, help="Evaluate the first N items of each suite.")
+@click.option("--max-new-tokens", type=int, help="Generation length limit (default 1024).")
+@click.option("--temperature", type=float, help="0 = greedy (default).")
+@click.option("--top-p", type=float, help="Nucleus sampling.")
+@click.option("--top-k", type=int, help="Top-k sampling (0 = off).")
+@click.option("--n-samples", type=int, help="Samples per prompt; accuracy averages them (avg@n).")
+@click.option("--batch-size", type=int, help="Prompts per generate call (default 8).")
+@click.option("--seed", type=int, help="Generation and procedural-suite seed.")
+@click.option("--out", help="Run directory (default: runs/<run id>).")
+@click.option("--resume", is_flag=True, help="Finish the run in --out: completed samples are kept.")
+@click.option("--config", "config_file", type=click.Path(), help="TOML or JSON file of the same settings.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_cmd(suites: tuple[str, ...], data_dirs: tuple[str, ...], image_size: str | None, resume: bool,
+             config_file: str | None, quiet: bool, **flags: Any) -> None:
+    """Evaluate a model on suites; prints the run directory.
+
+    With no arguments it runs the embedded default: the tiny offline model on synth_charts + synth_arith.
+
+    Example: harness eval --model Qwen/Qwen2.5-VL-7B-Instruct --suite mathvista_testmini --limit 100
+    """
+    from harness.config import EvalConfig
+    from harness.runner import run_eval
+    from harness.runstore import RunDir
+
+    given: dict[str, Any] = {k: v for k, v in flags.items() if k in _EVAL_FIELDS and v is not None}
+    if suites:
+        given["suites"] = list(suites)
+    if data_dirs:
+        given["data_dir"] = _parse_data_dirs(data_dirs)
+    if image_size:
+        given["image_size"] = _parse_image_size(image_size)
+    settings: dict[str, Any] = EvalConfig.from_file(config_file) if config_file else {}
+    if resume and given.get("out") and RunDir(given["out"]).exists():
+        # A resumed run keeps its own settings; flags given again must agree with them (checked later).
+        settings = {**RunDir(given["out"]).read_manifest()["config"], **settings}
+    cfg = EvalConfig.from_dict({**settings, **given}, source=config_file or "flags")
+    path = run_eval(cfg, resume=resume, progress=not quiet and sys.stderr.isatty())
+    click.echo(str(path))
+
+
+@cli.command("suites")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def suites_cmd(as_json: bool) -> None:
+    """List the suites with their splits, sizes, sources and scoring notes.
+
+    Example: harness suites
+    """
+    from suites import SUITES
+
+    rows = [{"name": s.name, "version": s.version, "splits": s.splits, "default_split": s.default_split,
+             "source": s.source, "breakdowns": list(s.breakdowns), "variants": list(s.variants),
+             "description": s.description, "notes": s.notes} for s in SUITES.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("suite", "version", "splits (items)", "source", "description")
+    for r in rows:
+        splits = ", ".join(f"{k} ({v:,})" for k, v in r["splits"].items())
+        table.add_row(r["name"], r["version"], splits, r["source"], r["description"])
+    Console().print(table)
+
+
+@cli.command("show")
+@click.argument("run", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json as is.")
+def show_cmd(run: str, as_json: bool) -> None:
+    """Print a run's metrics table.
+
+    Example: harness show runs/20261120-101500-tiny-qwen2_5_vl-1a2b
+    """
+    from harness.report_text import metrics_table
+    from harness.runstore import RunDir
+
+    rd = RunDir(run)
+    manifest, metrics = rd.read_manifest(), rd.read_metrics()
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    metrics_table(manifest, metrics)
+
+
+@cli.command("rescore")
+@click.argument("run", type=click.Path())
+def rescore_cmd(run: str) -> None:
+    """Re-extract and re-score every record from its response, then recompute metrics.json.
+
+    Example: harness rescore runs/20261120-101500-tiny-qwen2_5_vl-1a2b
+    """
+    from harness.report_text import metrics_table
+    from harness.runner import rescore
+    from harness.runstore import RunDir
+
+    metrics = rescore(run)
+    metrics_table(RunDir(run).read_manifest(), metrics)
+
+
+@cli.command("score")
+@click.option("--suite", required=True, help="Suite whose official output format the file is in.")
+@click.option("--predictions", required=True, type=click.Path(), help="Prediction file (official format).")
+@click.option("--field", type=click.Choice(["extraction", "response"]), default="extraction", show_default=True,
+              help="Score the stored extraction (official path) or extract from the raw response.")
+@click.option("--data-dir", help="Local copy of the data set, where the file lacks answer fields.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full JSON, per-item verdicts included.")
+def score_cmd(suite: str, predictions: str, field: str, data_dir: str | None, as_json: bool) -> None:
+    """Score an external prediction file in a benchmark's official output format.
+
+    Example: harness score --suite mathvista_testmini --predictions output_bard.json --field extraction --json
+    """
+    from suites import get_suite
+
+    s = get_suite(suite)
+    if s.score_predictions is None:
+        raise ConfigError(f"suite {suite} has no official prediction-file format to score")
+    result = s.score_predictions(Path(predictions), field, Path(data_dir) if data_dir else None)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"{suite}: accuracy {result['accuracy']:.4f} on {result['n']} items")
+
+
+@cli.command("tiny-model")
+@click.argument("out", type=click.Path())
+@click.option("--arch", type=click.Choice(["qwen2_5_vl", "qwen3_vl"]), default="qwen2_5_vl", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def tiny_model_cmd(out: str, arch: str, seed: int) -> None:
+    """Build a tiny random model of a real Qwen-VL architecture, offline, loadable by from_pretrained.
+
+    Example: harness tiny-model /tmp/tiny-qwen3 --arch qwen3_vl --seed 1
+    """
+    from harness.tiny_model import build_tiny_model
+
+    click.echo(str(build_tiny_model(Path(out), arch=arch, seed=seed)))
+
+
+def main() -> None:
+    cli(prog_name="harness")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The typed, closed configuration of an evaluation run. CLI flags and config files fill the same object."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.backends import BACKENDS, GenerationParams
+from harness.errors import ConfigError
+from harness.formats import PROMPT_FORMATS
+
+
+@dataclass
+class EvalConfig:
+    model: str | None = field(default=None, metadata={"help": "model dir, Hub id or LoRA adapter dir; "
+                                                      "default: the tiny offline model"})
+    revision: str | None = field(default=None, metadata={"help": "Hub revision (commit) of the model"})
+    adapter: str | None = field(default=None, metadata={"help": "LoRA adapter dir applied on the model"})
+    backend: str = field(default="transformers", metadata={"help": "generation backend"})
+    dtype: str = field(default="auto", metadata={"help": "auto, bfloat16, float16 or float32"})
+    load_in_4bit: bool = field(default=False, metadata={"help": "bitsandbytes 4-bit weights (CUDA only)"})
+    suites: list[str] = field(default_factory=list, metadata={"help": "suites to run; default: "
+                                                              "synth_charts and synth_arith"})
+    split: str | None = field(default=None, metadata={"help": "split for every suite; default: each "
+                                                      "suite's evaluation split"})
+    variant: str | None = field(default=None, metadata={"help": "suite variant, e.g. numeric (MathVista)"})
+    data_dir: dict[str, str] = field(default_factory=dict, metadata={"help": "suite -> local data dir "
+                                                                     "('*' for all)"})
+    image_size: tuple[int, int] | None = field(default=None, metadata={"help": "resize images to W,H RGB"})
+    prompt_format: str = field(default="reasoning-solution", metadata={"help": "prompt format"})
+    limit: int | None = field(default=None, metadata={"help": "first N items of each suite"})
+    max_new_tokens: int = field(default=1024, metadata={"help": "generation length limit"})
+    temperature: float = field(default=0.0, metadata={"help": "0 = greedy"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
+    top_k: int = field(default=0, metadata={"help": "top-k sampling; 0 = off"})
+    n_samples: int = field(default=1, metadata={"help": "samples per prompt; accuracy is their mean"})
+    batch_size: int = field(default=8, metadata={"help": "prompts per generate call"})
+    seed: int = field(default=0, metadata={"help": "generation and procedural-suite seed"})
+    out: str | None = field(default=None, metadata={"help": "run directory; default runs/<run id>"})
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; choose one of: {', '.join(BACKENDS)}")
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise ConfigError(f"unknown prompt format {self.prompt_format!r}; choose one of: "
+                              f"{', '.join(PROMPT_FORMATS)}")
+        if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
+            raise ConfigError(f"unknown dtype {self.dtype!r}; choose auto, bfloat16, float16 or float32")
+        for name, value, low in (("limit", self.limit, 1), ("max_new_tokens", self.max_new_tokens, 1),
+                                 ("n_samples", self.n_samples, 1), ("batch_size", self.batch_size, 1)):
+            if value is not None and value < low:
+                raise ConfigError(f"{name} must be at least {low}, got {value}")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.n_samples > 1 and self.temperature == 0:
+            raise ConfigError("n_samples > 1 needs sampling: set a temperature above 0 (e.g. 0.6)")
+        if self.image_size is not None:
+            size = tuple(int(v) for v in self.image_size)
+            if len(size) != 2 or min(size) < 1:
+                raise ConfigError(f"image_size must be two positive integers W,H, got {self.image_size}")
+            self.image_size = size  # type: ignore[assignment]
+
+    def generation(self) -> GenerationParams:
+        return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                                top_p=self.top_p, top_k=self.top_k, n=self.n_samples, seed=self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["image_size"] = list(self.image_size) if self.image_size else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> EvalConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known keys: "
+                              f"{', '.join(sorted(known))}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> dict[str, Any]:
+        """Read a TOML or JSON config file into a dict of fields (checked when the config is built)."""
+        p = Path(path)
+        try:
+            text = p.read_text()
+            data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"config file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a table of settings")
+        return data
+
+
+def field_help() -> dict[str, str]:
+    """One help line per field (used by the CLI and the docs test)."""
+    return {f.name: f.metadata.get("help", "") for f in fields(EvalConfig)}
+
+
+def field_defaults() -> dict[str, Any]:
+    out = {}
+    for f in fields(EvalConfig):
+        out[f.name] = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+    return out

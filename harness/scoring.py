@@ -1,0 +1,39 @@
+"""One response in, every judgement out: extraction, official correctness, format, rewards.
+
+Used by the runner as results arrive, by `harness rescore` on stored records, and (later) by the
+trainer's reward functions, so the three can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.formats import PromptFormat, answer_region, format_failures, rewards
+from suites.base import ScoringInput, Suite, Target
+
+
+def judge(suite: Suite, response: str, fmt: PromptFormat, target: Target,
+          reward_weights: dict[str, float] | None = None) -> dict[str, Any]:
+    """The scoring fields of a record (see docs/run-directory.md)."""
+    region, rule = answer_region(response, fmt)
+    score = suite.score(ScoringInput(response=response, region=region, region_rule=rule, target=target))
+    failures = format_failures(response, fmt)
+    return {
+        "extracted": score.extracted,
+        "extractor": score.extractor,
+        "correct": bool(score.correct),
+        "scores": score.variants,
+        "format_ok": None if failures is None else not failures,
+        "format_failures": failures or [],
+        "rewards": rewards(response, target.gold, fmt, score.extracted, reward_weights, target.choices),
+    }
+
+
+def failed_judgement(fmt: PromptFormat) -> dict[str, Any]:
+    """Scoring fields of a sample that produced no response (a malformed item or image)."""
+    applicable = fmt.reasoning_tags is not None or fmt.name == "boxed"
+    return {
+        "extracted": None, "extractor": "none", "correct": False, "scores": {},
+        "format_ok": False if applicable else None, "format_failures": [],
+        "rewards": {"format": None, "correctness": 0.0, "total": None},
+    }

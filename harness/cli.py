@@ -132,9 +132,10 @@ def suites_cmd(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("suite", "version", "splits (items)", "source", "description")
+    table = Table("version", "splits (items)", "source", "description")
+    table.columns.insert(0, Column("suite", no_wrap=True))
     for r in rows:
         splits = ", ".join(f"{k} ({v:,})" for k, v in r["splits"].items())
         table.add_row(r["name"], r["version"], splits, r["source"], r["description"])

@@ -19,7 +19,7 @@ def git_state(cwd: Path = _REPO) -> dict[str, Any]:
     """Commit and dirty flag of the harness's own checkout (None outside a git checkout)."""
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None

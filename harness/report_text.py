@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 
 def _pct(x: float | None) -> str:
@@ -13,12 +13,15 @@ def _pct(x: float | None) -> str:
 
 
 def metrics_table(manifest: dict[str, Any], metrics: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped output: do not squeeze the table into 80 columns
+            console = Console(width=160)
     model = manifest.get("model", {})
     console.print(f"run {manifest.get('run_id')}  status {manifest.get('status')}  model {model.get('id')}"
                   + (f" + {model['adapter']}" if model.get("adapter") else "")
                   + f"  format {manifest.get('prompt_format')}")
-    table = Table("suite", "n", "accuracy %", "95% CI", "format %", "truncated %", "mean out tok",
+    table = Table(Column("suite", no_wrap=True), "n", "accuracy %", "95% CI", "format %", "truncated %", "mean out tok",
                   "errors", "other extractions")
     for name, m in metrics["suites"].items():
         lo, hi = m["accuracy_ci95"]

@@ -136,8 +136,7 @@ def open_run(cfg: EvalConfig, plans: list[SuitePlan], resume: bool) -> tuple[Run
         "hardware": provenance.platform_info(),
         "measurements": {"sessions": []},
     }
-    run.write_manifest(manifest)
-    return run, manifest
+    return run, manifest  # written by the caller once the model has loaded: a bad model leaves no run
 
 
 def base_record(item: Item, attempt: int, fmt: PromptFormat, suite: Suite) -> dict[str, Any]:
@@ -195,26 +194,25 @@ def run_eval(cfg: EvalConfig, resume: bool = False, progress: bool = True,
     plans = plan_suites(cfg)  # data problems surface before the model is loaded
     run, manifest = open_run(cfg, plans, resume)
     done = {record_key(r) for r in run.iter_records()}
+    params = cfg.generation()
+    todo = [(plan, item, [a for a in range(params.n) if (item.suite, item.sample_id, a) not in done])
+            for plan in plans for item in plan.items]
+    todo = [t for t in todo if t[2]]
+    if todo and backend is None:
+        backend = load_backend(cfg.backend, cfg.model, revision=cfg.revision, adapter=cfg.adapter,
+                               dtype=cfg.dtype, load_in_4bit=cfg.load_in_4bit, batch_size=cfg.batch_size)
+    if backend is not None:
+        manifest["model"].update(backend.describe())
     session = {"started": now(), "finished": None, "n_records": 0, "memory": None}
     manifest["measurements"]["sessions"].append(session)
     manifest["status"], manifest["error"], manifest["finished"] = "running", None, None
     run.write_manifest(manifest)
     session_index = len(manifest["measurements"]["sessions"]) - 1
-    params = cfg.generation()
-    todo = [(plan, item, [a for a in range(params.n) if (item.suite, item.sample_id, a) not in done])
-            for plan in plans for item in plan.items]
-    todo = [t for t in todo if t[2]]
     bar = _Progress(len(todo), progress)
     from harness.gpu_memory import NvmlSampler
 
     try:
         with NvmlSampler() as sampler:
-            if todo and backend is None:
-                backend = load_backend(cfg.backend, cfg.model, revision=cfg.revision, adapter=cfg.adapter,
-                                       dtype=cfg.dtype, load_in_4bit=cfg.load_in_4bit,
-                                       batch_size=cfg.batch_size)
-            if backend is not None:
-                manifest["model"].update(backend.describe())
             for start in range(0, len(todo), cfg.batch_size):
                 chunk = todo[start:start + cfg.batch_size]
                 records = _run_batch(chunk, fmt, params, backend, run, f"{session_index}-{start // cfg.batch_size}",
@@ -255,7 +253,7 @@ def _run_batch(chunk, fmt: PromptFormat, params, backend: Backend | None, run: R
                 image = decode(item.image_bytes, image_size)
                 rec["image"] = save_thumbnail(image, run.images_dir, thumbnail_name(item.suite, item.sample_id))
                 images = [image]
-            except Exception as exc:  # a corrupt image is this sample's failure, not the run's
+            except Exception as exc:  # noqa: BLE001 -- a corrupt image fails this sample, not the run
                 rec["error"] = f"image could not be decoded: {type(exc).__name__}: {exc}"
         text = prompt_text(item, suite, fmt)
         rec["prompt_sha256"] = prompt_sha256(text + (f"\n[resize {image_size}]" if image_size else ""),

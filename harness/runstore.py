@@ -98,8 +98,7 @@ class RunDir:
     def append_records(self, records: list[dict[str, Any]]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.records_path, "a") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            f.writelines(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
             f.flush()
             os.fsync(f.fileno())
 
@@ -107,8 +106,7 @@ class RunDir:
         """Replace all records at once (rescore): written aside, then renamed."""
         tmp = self.records_path.with_name("records.jsonl.tmp")
         with open(tmp, "w") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            f.writelines(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self.records_path)

@@ -8,6 +8,7 @@ is not cut short. Any error inside Math-Verify counts as "no answer" / "not equa
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from typing import Any
@@ -39,6 +40,7 @@ def _parse(text: str, configs: list[Any]) -> list[Any]:
         return []
 
 
+@functools.lru_cache(maxsize=8192)  # each gold is parsed once per process, not once per response
 def parse_gold_boxed(answer: str) -> list[Any]:
     """A reference answer given as bare LaTeX (MATH `answer`), read as `$\\boxed{answer}$`."""
     from math_verify import LatexExtractionConfig

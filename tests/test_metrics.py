@@ -2,7 +2,14 @@
 
 import pytest
 
-from harness.metrics import accuracy_interval, compute_metrics, memory, suite_metrics, throughput, wilson_interval
+from harness.metrics import (
+    accuracy_interval,
+    compute_metrics,
+    memory,
+    suite_metrics,
+    throughput,
+    wilson_interval,
+)
 
 
 def rec(sid, correct, attempt=0, **kw):

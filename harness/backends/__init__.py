@@ -78,6 +78,6 @@ def load_backend(name: str, model: str, **options: Any) -> Backend:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:  # an optional dependency of this backend is missing
-        raise BackendError(f"backend {name!r} cannot be imported ({exc}); install it with "
-                           f"`uv sync --extra {name}`") from exc
+        raise BackendError(f"backend {name!r} cannot be imported ({exc}); install the missing package "
+                           f"{exc.name or ''} (optional backends: `uv sync --extra <backend>`)") from exc
     return getattr(module, attr)(model, **options)

@@ -1,0 +1,341 @@
+"""The transformers backend: `model.generate` on batches of chat requests, with optional LoRA and 4-bit.
+
+    backend = TransformersBackend("Qwen/Qwen2.5-VL-7B-Instruct", batch_size=8)
+    backend = TransformersBackend("runs/gspo/checkpoint-500")   # a LoRA dir: base read from its config
+    [c] = backend.generate([Request("geo-17", messages, [image])], GenerationParams(max_new_tokens=64))
+    c == Completion(request_id="geo-17", attempt=0, text="<think>...", n_prompt_tokens=312,
+                    n_output_tokens=64, finish_reason="length", latency_s=1.8)
+
+Requests are batched with left padding; a batch's completions come back in request order, then
+attempt order. The random seed is set before every batch from the batch's own request ids, so a batch
+samples the same completions whatever ran before it (a resumed run redoes a batch identically).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.backends import Completion, GenerationParams, Request
+from harness.errors import BackendError, ConfigError, ModelError
+
+DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,
+          "fp16": torch.float16, "half": torch.float16, "float32": torch.float32, "fp32": torch.float32}
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a model or adapter lives: a local directory, or a Hub repo id (with revision)."""
+
+    location: str
+    revision: str | None
+    local: bool
+    adapter_config: dict[str, Any] | None  # set when this is a PEFT adapter
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _hub_file(repo: str, filename: str, revision: str | None) -> Path | None:
+    """A file of a Hub repo (downloaded or cached), None if the repo has no such file."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import (
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return Path(hf_hub_download(repo, filename, revision=revision))
+    except RemoteEntryNotFoundError:
+        return None
+    except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as exc:
+        raise ModelError(f"{repo!r} (revision {revision or 'main'}) is neither a local directory nor a "
+                         f"Hub repository: {_first_line(exc)}") from exc
+    except LocalEntryNotFoundError as exc:
+        # The Hub is out of reach; a cached repo without this file is fine, an uncached one is not.
+        if isinstance(try_to_load_from_cache(repo, "config.json", revision=revision), str):
+            return None
+        raise ModelError(f"{repo!r} is not a local directory, and it cannot be fetched from the Hugging Face "
+                         f"Hub (offline or unreachable) nor found in the local cache; download it first "
+                         f"or pass a local path") from exc
+
+
+def _resolve(ref: str, revision: str | None) -> _Source:
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"model path {ref} is a file; pass the model's directory")
+        adapter_file = path / "adapter_config.json"
+        if adapter_file.is_file():
+            return _Source(str(path), revision, True, json.loads(adapter_file.read_text()))
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{ref} holds neither config.json (a model) nor adapter_config.json (a LoRA adapter)")
+        return _Source(str(path), revision, True, None)
+    if ref.startswith((".", "/", "~")) or not HUB_ID.match(ref):
+        raise ModelError(f"model directory {ref} does not exist")
+    adapter_file = _hub_file(ref, "adapter_config.json", revision)
+    adapter_config = json.loads(adapter_file.read_text()) if adapter_file else None
+    return _Source(ref, revision, False, adapter_config)
+
+
+def _pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if re.fullmatch(r"cuda(:\d+)?", device):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
+        return device
+    raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+
+
+def _pick_dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype == "auto":
+        if device == "cpu":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use auto, bfloat16, float16 or float32")
+    return DTYPES[dtype]
+
+
+def _count_image_parts(messages: list[dict[str, Any]]) -> int:
+    return sum(1 for message in messages if isinstance(message.get("content"), list)
+               for part in message["content"] if part.get("type") in ("image", "image_url"))
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, model: str, *, revision: str | None = None, adapter: str | None = None,
+                 dtype: str = "auto", device: str = "auto", load_in_4bit: bool = False, batch_size: int = 8,
+                 trust_remote_code: bool = False):
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        started = time.perf_counter()
+        self.model_ref, self.revision, self.batch_size = str(model), revision, batch_size
+        self.device = _pick_device(device)
+        self.dtype = _pick_dtype(dtype, self.device)
+        self.quantization = "bnb-nf4" if load_in_4bit else None
+
+        source = _resolve(self.model_ref, revision)
+        if source.adapter_config is not None:
+            if adapter:
+                raise ConfigError(f"{model} is itself a LoRA adapter; pass its base model as the model "
+                                  f"to add adapter {adapter}")
+            adapter_source = source
+            base_ref = source.adapter_config.get("base_model_name_or_path")
+            if not base_ref:
+                raise ModelError(f"adapter {model} does not name its base model (base_model_name_or_path)")
+            try:
+                base = _resolve(base_ref, source.adapter_config.get("revision"))
+            except ModelError as exc:
+                raise ModelError(f"adapter {model} names base model {base_ref!r}, which cannot be loaded "
+                                 f"({exc}); pass the base as the model and the adapter with adapter=") from exc
+        else:
+            base = source
+            adapter_source = _resolve(str(adapter), None) if adapter else None
+            if adapter_source is not None and adapter_source.adapter_config is None:
+                raise ModelError(f"adapter {adapter} has no adapter_config.json (not a PEFT adapter)")
+        if base.adapter_config is not None:
+            raise ModelError(f"base model {base.location} is itself an adapter")
+        self.base_model = base.location
+        self.adapter = adapter_source.location if adapter_source else None
+
+        self.model = self._load_model(base, adapter_source, trust_remote_code)
+        self.processor = self._load_processor(base, adapter_source, trust_remote_code)
+        self.tokenizer = self.processor.tokenizer
+        self.tokenizer.padding_side = "left"
+        eos = self.model.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if self.tokenizer.eos_token_id is not None:
+            eos.append(self.tokenizer.eos_token_id)
+        self.eos_ids = sorted(set(eos))
+        if not self.eos_ids:
+            raise ModelError(f"{self.base_model} defines no end-of-sequence token")
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.model.generation_config.pad_token_id
+        self.pad_id = self.pad_id if self.pad_id is not None else self.eos_ids[0]
+        self.load_s = time.perf_counter() - started
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def _load_model(self, base: _Source, adapter: _Source | None, trust_remote_code: bool):
+        from transformers import AutoModelForImageTextToText
+
+        options: dict[str, Any] = {"dtype": self.dtype, "trust_remote_code": trust_remote_code}
+        if base.revision and not base.local:
+            options["revision"] = base.revision
+        if self.quantization:
+            options["quantization_config"] = self._four_bit_config()
+        if self.device != "cpu":
+            options["device_map"] = {"": self.device}  # straight onto the GPU, not through host memory
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(base.location, **options)
+        except Exception as exc:  # any loader failure (missing files, unknown architecture, bad weights)
+            raise ModelError(f"cannot load model {base.location}: {_first_line(exc)}") from exc
+        if adapter is not None:
+            from peft import PeftModel
+
+            peft_options = {"revision": adapter.revision} if adapter.revision and not adapter.local else {}
+            try:
+                model = PeftModel.from_pretrained(model, adapter.location, is_trainable=False, **peft_options)
+            except Exception as exc:
+                raise ModelError(f"cannot apply adapter {adapter.location} to {base.location}: "
+                                 f"{_first_line(exc)}") from exc
+        if self.device == "cpu":
+            model.to(self.device)
+        return model.eval()
+
+    def _four_bit_config(self):
+        if not torch.cuda.is_available():
+            raise ModelError("4-bit loading needs a CUDA GPU; drop load_in_4bit on this machine")
+        try:
+            import bitsandbytes  # noqa: F401  (transformers needs it for the config below)
+        except ImportError as exc:
+            raise BackendError("4-bit loading needs bitsandbytes; install it with `uv sync --extra gpu`") from exc
+        from transformers import BitsAndBytesConfig
+
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                  bnb_4bit_compute_dtype=torch.bfloat16)
+
+    def _load_processor(self, base: _Source, adapter: _Source | None, trust_remote_code: bool):
+        from transformers import AutoProcessor
+
+        # A trainer saves the processor beside the adapter (maybe with its own chat template): prefer it.
+        sources = [base]
+        if adapter is not None and (not adapter.local or any(
+                (Path(adapter.location) / name).is_file() for name in PROCESSOR_FILES)):
+            sources.insert(0, adapter)
+        for i, source in enumerate(sources):
+            options = {"revision": source.revision} if source.revision and not source.local else {}
+            try:
+                processor = AutoProcessor.from_pretrained(source.location, trust_remote_code=trust_remote_code,
+                                                          **options)
+            except Exception as exc:
+                if i + 1 < len(sources):
+                    continue
+                raise ModelError(f"cannot load the processor of {source.location}: {_first_line(exc)}") from exc
+            if not hasattr(processor, "tokenizer") or not getattr(processor, "chat_template", None):
+                raise ModelError(f"{source.location} has no multimodal processor with a chat template")
+            return processor
+
+    def generate(self, requests: list[Request], params: GenerationParams) -> list[Completion]:
+        if self.model is None:
+            raise BackendError("the transformers backend was closed")
+        if params.n < 1 or params.max_new_tokens < 1 or params.temperature < 0:
+            raise ConfigError(f"invalid generation parameters {params.to_dict()}")
+        if params.n > 1 and params.temperature == 0:
+            raise ConfigError(f"n={params.n} samples need temperature > 0 (temperature 0 is greedy)")
+        completions: list[Completion] = []
+        for start in range(0, len(requests), self.batch_size):
+            completions += self._generate_batch(requests[start:start + self.batch_size], params)
+        return completions
+
+    def _generate_batch(self, batch: list[Request], params: GenerationParams) -> list[Completion]:
+        for request in batch:
+            if _count_image_parts(request.messages) != len(request.images):
+                raise ValueError(f"request {request.request_id}: {_count_image_parts(request.messages)} image "
+                                 f"parts in the messages but {len(request.images)} images")
+        texts = [self.processor.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
+                 for r in batch]
+        images = [image for r in batch for image in r.images] or None
+        inputs = self.processor(text=texts, images=images, padding=True, return_tensors="pt").to(self.device)
+
+        options: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "eos_token_id": self.eos_ids,
+                                   "pad_token_id": self.pad_id}
+        if params.temperature == 0:
+            options.update(do_sample=False, num_return_sequences=1)
+        else:
+            options.update(do_sample=True, temperature=params.temperature, top_p=params.top_p,
+                           top_k=params.top_k, num_return_sequences=params.n)
+        # Seeded from this batch's ids, so its samples do not depend on what ran before it.
+        batch_key = "\x1f".join(r.request_id for r in batch).encode()
+        torch.manual_seed((params.seed + zlib.crc32(batch_key)) % 2**63)
+
+        cuda = self.device.startswith("cuda")
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, **options)
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        latency_s = time.perf_counter() - started
+
+        prompt_len = inputs["input_ids"].shape[1]
+        new_tokens = output[:, prompt_len:].tolist()
+        prompt_counts = inputs["attention_mask"].sum(dim=1).tolist()
+        n_attempts = options["num_return_sequences"]
+        eos_ids = set(self.eos_ids)
+        completions = []
+        for row, tokens in enumerate(new_tokens):  # generate repeats each prompt n times in a row
+            request_index, attempt = divmod(row, n_attempts)
+            stop_at = next((i for i, token in enumerate(tokens) if token in eos_ids), None)
+            if stop_at is not None:
+                count, finish = stop_at + 1, "stop"
+            else:
+                count, finish = len(tokens), "length"
+                while count and tokens[count - 1] == self.pad_id:
+                    count -= 1
+            completions.append(Completion(
+                request_id=batch[request_index].request_id,
+                attempt=attempt,
+                text=self.tokenizer.decode(tokens[:count], skip_special_tokens=True),
+                n_prompt_tokens=int(prompt_counts[request_index]),
+                n_output_tokens=count,
+                finish_reason=finish,
+                latency_s=latency_s,
+            ))
+        return completions
+
+    def describe(self) -> dict[str, Any]:
+        model = self.model
+        n_parameters = None
+        if model is not None:
+            inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+            n_parameters = inner.num_parameters()  # counts 4-bit weights at their unpacked size
+        generation_defaults = (model.generation_config.to_diff_dict() if model is not None else {})
+        generation_defaults.pop("transformers_version", None)
+        return {
+            "model": self.model_ref,
+            "revision": self.revision,
+            "adapter": self.adapter,
+            "base_model": self.base_model,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "quantization": self.quantization,
+            "device": self.device,
+            "n_parameters": n_parameters,
+            "load_s": round(self.load_s, 3),
+            # The checkpoint's own generation settings (e.g. repetition_penalty), which apply under ours.
+            "generation_defaults": generation_defaults,
+        }
+
+    def memory(self) -> dict[str, Any]:
+        if not self.device.startswith("cuda"):
+            return {"peak_allocated_mib": None, "peak_reserved_mib": None, "note": "no CUDA device"}
+        return {"peak_allocated_mib": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1),
+                "peak_reserved_mib": round(torch.cuda.max_memory_reserved(self.device) / 2**20, 1)}
+
+    def close(self) -> None:
+        self.model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -127,7 +127,8 @@ def suites_cmd(as_json: bool) -> None:
 
     rows = [{"name": s.name, "version": s.version, "splits": s.splits, "default_split": s.default_split,
              "source": s.source, "breakdowns": list(s.breakdowns), "variants": list(s.variants),
-             "description": s.description, "notes": s.notes} for s in SUITES.values()]
+             "description": s.description, "notes": s.notes, "data_dir_help": s.data_dir_help}
+            for s in SUITES.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -59,7 +59,8 @@ def test_run_writes_manifest_records_metrics(tmp_path):
     expected = sum(1 for r in records if r["suite"] == "synth_arith" and int(r["sample_id"][-5:]) % 3) / 6
     assert m["accuracy"] == pytest.approx(expected)
     assert m["format_compliance"] == 1.0
-    assert metrics["memory"]["note"] and metrics["throughput"]["samples_per_s"] > 0
+    assert metrics["memory"].get("note") or metrics["memory"]["nvml_peak_used_mib"]  # a note on CPU
+    assert metrics["throughput"]["samples_per_s"] > 0
 
 
 def test_killed_run_resumes_without_losing_or_repeating(tmp_path):

@@ -174,6 +174,8 @@ class TransformersBackend:
         self.pad_id = self.pad_id if self.pad_id is not None else self.eos_ids[0]
         self.load_s = time.perf_counter() - started
         if self.device.startswith("cuda"):
+            self._warm_up()
+        if self.device.startswith("cuda"):
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
 
@@ -236,6 +238,15 @@ class TransformersBackend:
             if not hasattr(processor, "tokenizer") or not getattr(processor, "chat_template", None):
                 raise ModelError(f"{source.location} has no multimodal processor with a chat template")
             return processor
+
+    def _warm_up(self) -> None:
+        """One short generation with an image before any timed work: the first CUDA call pays for
+        kernel loading and library start-up, which would otherwise inflate the first batch's latency."""
+        from PIL import Image
+
+        image = Image.new("RGB", (64, 64), "white")
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "warm up"}]}]
+        self._generate_batch([Request("warm-up", messages, [image])], GenerationParams(max_new_tokens=2))
 
     def generate(self, requests: list[Request], params: GenerationParams) -> list[Completion]:
         if self.model is None:

@@ -9,9 +9,9 @@ from suites import SUITES
 
 
 def render() -> str:
-    out = ["# Suites", "",
-           "Generated from the suite table (`suites/__init__.py`) by `python -m harness.docs_suites`; "
-           "`harness suites --json` prints the same facts.", ""]
+    intro = ("Generated from the suite table (`suites/__init__.py`) by `python -m harness.docs_suites`; "
+             "`harness suites --json` prints the same facts.")
+    out = ["# Suites", "", intro, ""]
     for s in SUITES.values():
         splits = ", ".join(f"{k} ({v:,})" for k, v in s.splits.items())
         out += [f"## `{s.name}` (version {s.version})", "", s.description, "",

@@ -189,9 +189,9 @@ class _Progress:
 def run_eval(cfg: EvalConfig, resume: bool = False, progress: bool = True,
              backend: Backend | None = None) -> Path:
     """Run (or finish, with resume) an evaluation and return its run directory."""
+    plans = plan_suites(cfg)  # data problems surface before any model is built or loaded
     cfg = resolve_model(cfg)
     fmt = PROMPT_FORMATS[cfg.prompt_format]
-    plans = plan_suites(cfg)  # data problems surface before the model is loaded
     run, manifest = open_run(cfg, plans, resume)
     done = {record_key(r) for r in run.iter_records()}
     params = cfg.generation()

@@ -139,10 +139,11 @@ def open_run(cfg: EvalConfig, plans: list[SuitePlan], resume: bool) -> tuple[Run
     return run, manifest  # written by the caller once the model has loaded: a bad model leaves no run
 
 
-def base_record(item: Item, attempt: int, fmt: PromptFormat, suite: Suite) -> dict[str, Any]:
+def base_record(item: Item) -> dict[str, Any]:
+    """A record's item fields; attempt, response and scoring fields are filled in per attempt."""
     target = item.target()
     return {
-        "suite": item.suite, "sample_id": item.sample_id, "attempt": attempt, "question": item.question,
+        "suite": item.suite, "sample_id": item.sample_id, "attempt": 0, "question": item.question,
         "choices": item.choices, "gold": item.gold, "image": None, "prompt_sha256": None,
         "response": None, "n_prompt_tokens": None, "n_output_tokens": None, "finish_reason": None,
         "latency_s": None, "batch": None, "error": item.error,
@@ -246,7 +247,7 @@ def _run_batch(chunk, fmt: PromptFormat, params, backend: Backend | None, run: R
     records: list[dict[str, Any]] = []
     for plan, item, attempts in chunk:
         suite = plan.suite
-        rec = base_record(item, 0, fmt, suite)
+        rec = base_record(item)
         images = []
         if item.error is None and item.image_bytes is not None:
             try:

@@ -68,6 +68,17 @@ def read_parquet(paths: list[Path], help_text: str) -> list[dict[str, Any]]:
     return rows
 
 
+def local_split_rows(data_dir: Path, split: str, label: str, help_text: str) -> list[tuple[int, Any]]:
+    """Rows of `<split>.jsonl` in data_dir, else of its `<split>-*.parquet` files, numbered from 0."""
+    jsonl = data_dir / f"{split}.jsonl"
+    if jsonl.is_file():
+        return read_jsonl(jsonl, help_text)
+    parquets = find_parquet(data_dir, split)
+    if parquets:
+        return list(enumerate(read_parquet(parquets, help_text)))
+    raise DataError(f"no {label} {split} split found in {data_dir}; {help_text}")
+
+
 def hub_rows(hub_id: str, config: str | None, split: str, revision: str, help_text: str,
              image_column: str | None = None) -> list[dict[str, Any]]:
     """Rows of a hub data set at a pinned revision (from the local cache when offline). Image

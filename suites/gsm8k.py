@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.answers import find_numbers, last_number, numbers_equal, to_float
-from harness.errors import ConfigError, DataError
+from harness.errors import ConfigError
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite
-from suites.data_files import find_parquet, hub_rows, make_ids_unique, read_jsonl, read_parquet
+from suites.data_files import hub_rows, local_split_rows, make_ids_unique
 
 SUITE_NAME = "gsm8k"
 HUB_ID = "openai/gsm8k"
@@ -54,20 +54,11 @@ def load(opts: LoadOptions) -> list[Item]:
     if opts.split not in SPLITS:
         raise ConfigError(f"gsm8k has splits {', '.join(SPLITS)} (got {opts.split!r})")
     if opts.data_dir is not None:
-        rows = _local_rows(Path(opts.data_dir), opts.split)
+        rows = local_split_rows(Path(opts.data_dir), opts.split, "GSM8K", DATA_DIR_HELP)
     else:
         rows = list(enumerate(hub_rows(HUB_ID, HUB_CONFIG, opts.split, HF_REVISION, DATA_DIR_HELP)))
     return make_ids_unique([_item_from_row(index, row, opts.split) for index, row in rows])
 
-
-def _local_rows(data_dir: Path, split: str) -> list[tuple[int, Any]]:
-    jsonl = data_dir / f"{split}.jsonl"
-    if jsonl.is_file():
-        return read_jsonl(jsonl, DATA_DIR_HELP)
-    parquets = find_parquet(data_dir, split)
-    if parquets:
-        return list(enumerate(read_parquet(parquets, DATA_DIR_HELP)))
-    raise DataError(f"no GSM8K {split} split found in {data_dir}; {DATA_DIR_HELP}")
 
 
 def gold_from_solution(solution: str) -> str | None:

@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, DataError
+from harness.errors import ConfigError
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite
-from suites.data_files import find_parquet, hub_rows, make_ids_unique, read_jsonl, read_parquet
+from suites.data_files import hub_rows, local_split_rows, make_ids_unique
 from suites.latex_verify import (
     extracted_text,
     parse_answer,
@@ -51,20 +51,11 @@ def load(opts: LoadOptions) -> list[Item]:
     if opts.split != SPLIT:
         raise ConfigError(f"math500 has only the {SPLIT} split (got {opts.split!r})")
     if opts.data_dir is not None:
-        rows = _local_rows(Path(opts.data_dir))
+        rows = local_split_rows(Path(opts.data_dir), SPLIT, "MATH-500", DATA_DIR_HELP)
     else:
         rows = list(enumerate(hub_rows(HUB_ID, None, SPLIT, HF_REVISION, DATA_DIR_HELP)))
     return make_ids_unique([_item_from_row(index, row) for index, row in rows])
 
-
-def _local_rows(data_dir: Path) -> list[tuple[int, Any]]:
-    jsonl = data_dir / f"{SPLIT}.jsonl"
-    if jsonl.is_file():
-        return read_jsonl(jsonl, DATA_DIR_HELP)
-    parquets = find_parquet(data_dir, SPLIT)
-    if parquets:
-        return list(enumerate(read_parquet(parquets, DATA_DIR_HELP)))
-    raise DataError(f"no MATH-500 test split found in {data_dir}; {DATA_DIR_HELP}")
 
 
 def _level(value: Any) -> int | str | None:

@@ -17,11 +17,16 @@ from suites.base import Item
 Row = dict[str, Any] | str  # a row, or the reason it could not be read
 
 
-def read_json_list(path: Path, help_text: str) -> list[Row]:
+def read_json(path: Path, help_text: str | None = None, what: str = "") -> Any:
+    """A whole JSON file; an unreadable one is a one-line DataError (`what` names it, e.g. "predictions ")."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read {path.name}: {exc}; {help_text}") from exc
+        raise DataError(f"cannot read {what}{path.name}: {exc}" + (f"; {help_text}" if help_text else "")) from exc
+
+
+def read_json_list(path: Path, help_text: str) -> list[Row]:
+    data = read_json(path, help_text)
     if not isinstance(data, list):
         raise DataError(f"{path.name} must hold a JSON list of rows (got {type(data).__name__}); {help_text}")
     return [row if isinstance(row, dict) else f"row is a {type(row).__name__}, not an object" for row in data]

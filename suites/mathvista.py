@@ -17,7 +17,6 @@ extraction step asks GPT; here `extract_answer` stands in for it with documented
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -29,7 +28,7 @@ from harness.answers import find_numbers
 from harness.errors import ConfigError, DataError
 from harness.formats import OFFICIAL, answer_region
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite, Target
-from suites.data_files import find_parquet, hub_rows, make_ids_unique, read_parquet
+from suites.data_files import find_parquet, hub_rows, make_ids_unique, read_json, read_parquet
 
 SUITE_NAME = "mathvista_testmini"
 HUB_ID = "AI4Math/MathVista"
@@ -97,10 +96,7 @@ def _load_local(data_dir: Path) -> list[Item]:
 
 
 def _load_github_json(path: Path) -> list[Item]:
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read {path.name}: {exc}; {DATA_DIR_HELP}") from exc
+    entries = read_json(path, DATA_DIR_HELP)
     if not isinstance(entries, dict):
         raise DataError(f"{path.name} must map pid -> problem (got {type(entries).__name__}); {DATA_DIR_HELP}")
     image_roots = (path.parent, path.parent.parent)
@@ -384,10 +380,7 @@ def score_predictions(path: str | Path, field: str = "extraction", data_dir: Pat
     if field not in ("extraction", "response"):
         raise ConfigError(f"field must be 'extraction' or 'response' (got {field!r})")
     path = Path(path)
-    try:
-        problems = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read predictions {path.name}: {exc}") from exc
+    problems = read_json(path, what="predictions ")
     if not isinstance(problems, dict) or not problems:
         raise DataError(f"{path.name} must be a non-empty object mapping pid -> problem")
     golds: dict[str, Item] | None = None

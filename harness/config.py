@@ -32,6 +32,8 @@ class EvalConfig:
     image_size: tuple[int, int] | None = field(default=None, metadata={"help": "resize images to W,H RGB"})
     prompt_format: str = field(default="reasoning-solution", metadata={"help": "prompt format"})
     limit: int | None = field(default=None, metadata={"help": "first N items of each suite"})
+    sample_ids: dict[str, list[str]] = field(default_factory=dict, metadata={
+        "help": "suite -> the sample ids to evaluate (default: all), e.g. a training run's held-out items"})
     max_new_tokens: int = field(default=1024, metadata={"help": "generation length limit"})
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})

@@ -18,7 +18,8 @@ from typing import Any
 from harness import metrics as metrics_mod
 from harness import provenance
 from harness.backends import Backend, Completion, Request, load_backend
-from harness.config import EvalConfig
+from harness.config import EvalConfig, field_defaults
+from harness.contamination import checkpoint_entry
 from harness.errors import ConfigError, HarnessError, RunDirError
 from harness.formats import PROMPT_FORMATS, PromptFormat
 from harness.images import decode, save_thumbnail, thumbnail_name
@@ -30,7 +31,7 @@ from suites.base import Item, LoadOptions, Suite, Target
 
 # Settings that must be identical for records of two sessions to belong to one run.
 IDENTITY_KEYS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bit", "suites", "split",
-                 "variant", "image_size", "prompt_format", "limit", "max_new_tokens", "temperature",
+                 "variant", "image_size", "prompt_format", "limit", "sample_ids", "max_new_tokens", "temperature",
                  "top_p", "top_k", "n_samples", "seed")
 
 
@@ -72,6 +73,14 @@ def plan_suites(cfg: EvalConfig) -> list[SuitePlan]:
                            variant=cfg.variant if cfg.variant in suite.variants else None,
                            image_size=cfg.image_size, seed=cfg.seed)
         items = suite.load(opts)
+        wanted = cfg.sample_ids.get(suite.name)
+        if wanted is not None:
+            known = {item.sample_id for item in items}
+            unknown = [i for i in wanted if i not in known]
+            if unknown:
+                raise ConfigError(f"suite {suite.name} {split} has no sample id(s) {', '.join(unknown[:5])}")
+            keep = set(wanted)
+            items = [item for item in items if item.sample_id in keep]
         plans.append(SuitePlan(suite, split, items[: cfg.limit] if cfg.limit else items))
     return plans
 
@@ -93,8 +102,9 @@ def new_run_id(model: str) -> str:
 def check_resumable(manifest: dict[str, Any], cfg: EvalConfig, plans: list[SuitePlan]) -> None:
     stored = manifest.get("config", {})
     current = cfg.to_dict()
+    defaults = field_defaults()  # a key added to the config since the run began holds its default
     for key in IDENTITY_KEYS:
-        if stored.get(key) != current.get(key):
+        if stored.get(key, defaults[key]) != current.get(key):
             raise RunDirError(f"cannot resume: {key} was {stored.get(key)!r} in this run, now {current.get(key)!r}")
     stored_hashes = {s["name"]: s["content_sha256"] for s in manifest.get("suites", [])}
     for plan in plans:
@@ -132,6 +142,8 @@ def open_run(cfg: EvalConfig, plans: list[SuitePlan], resume: bool) -> tuple[Run
         "seed": cfg.seed,
         "suites": [p.manifest_entry(cfg) for p in plans],
         "config": cfg.to_dict(),
+        # A trained checkpoint: its algo and step, and the evaluated items it was trained on.
+        "checkpoint": checkpoint_entry(cfg.adapter or cfg.model, {p.suite.name: p.items for p in plans}),
         "packages": provenance.package_versions(),
         "hardware": provenance.platform_info(),
         "measurements": {"sessions": []},

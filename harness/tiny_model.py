@@ -165,15 +165,16 @@ def _build_processor(arch: Arch, tokenizer):
                            video_processor=video_processor, chat_template=chat_template(arch))
 
 
-def _build_config(arch: Arch, tokenizer):
+def _build_config(arch: Arch, tokenizer, hidden: int = 32, layers: int = 2):
     ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in (
         ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))}
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    text = {"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
+    # head_dim stays 16 at every width (the rotary sections below depend on it).
+    text = {"vocab_size": len(tokenizer), "hidden_size": hidden, "intermediate_size": 2 * hidden,
+            "num_hidden_layers": layers, "num_attention_heads": hidden // 16, "num_key_value_heads": 1, "max_position_embeddings": 4096,
             "bos_token_id": pad, "eos_token_id": eos, "pad_token_id": pad, "tie_word_embeddings": False}
-    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 32,
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden,
               "spatial_merge_size": 2, "temporal_patch_size": 2}
     # head_dim is 16, so the rotary sections (temporal, height, width) must sum to 8; these keep the
     # real models' proportions (16/24/24 of 64 and 24/20/20 of 64).
@@ -191,8 +192,11 @@ def _build_config(arch: Arch, tokenizer):
     return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **ids)
 
 
-def build_tiny_model(out: Path, arch: Arch = "qwen2_5_vl", seed: int = 0) -> Path:
-    """Build a random `arch` model with its tokenizer and processor into `out`; same seed, same weights."""
+def build_tiny_model(out: Path, arch: Arch = "qwen2_5_vl", seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """Build a random `arch` model with its tokenizer and processor into `out`; same seed, same weights.
+    `hidden` (a multiple of 16) and `layers` size the language model; the default is the smallest."""
+    if hidden % 16 or hidden < 32 or layers < 1:
+        raise ValueError(f"hidden must be a multiple of 16 (at least 32) and layers at least 1, got {hidden}, {layers}")
     if arch not in ARCHS:
         raise ValueError(f"unknown tiny model architecture {arch!r}; choose one of {ARCHS}")
     import torch
@@ -202,7 +206,7 @@ def build_tiny_model(out: Path, arch: Arch = "qwen2_5_vl", seed: int = 0) -> Pat
     out = Path(out)
     tokenizer = _build_tokenizer()
     processor = _build_processor(arch, tokenizer)
-    config = _build_config(arch, tokenizer)
+    config = _build_config(arch, tokenizer, hidden, layers)
     with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
         torch.manual_seed(seed)
         model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
@@ -220,7 +224,7 @@ def build_tiny_model(out: Path, arch: Arch = "qwen2_5_vl", seed: int = 0) -> Pat
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()
-    marker = {"arch": arch, "seed": seed, "builder_version": BUILDER_VERSION,
+    marker = {"arch": arch, "seed": seed, "hidden": hidden, "layers": layers, "builder_version": BUILDER_VERSION,
               "n_parameters": sum(p.numel() for p in model.parameters())}
     (out / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
     return out
@@ -230,17 +234,18 @@ def tiny_model_cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "vlm-math-harness"))
 
 
-def default_tiny_model(arch: Arch = "qwen2_5_vl", seed: int = 0) -> Path:
-    """The cached tiny model for (arch, seed), built on first use."""
+def default_tiny_model(arch: Arch = "qwen2_5_vl", seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """The cached tiny model for (arch, seed, size), built on first use."""
     root = tiny_model_cache_dir()
-    final = root / f"tiny-{arch}-s{seed}-v{BUILDER_VERSION}"
+    size = "" if (hidden, layers) == (32, 2) else f"-h{hidden}l{layers}"
+    final = root / f"tiny-{arch}{size}-s{seed}-v{BUILDER_VERSION}"
     if (final / MARKER_FILE).is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
     # Build aside and rename into place, so a killed or concurrent build never leaves half a model.
     staging = Path(tempfile.mkdtemp(prefix=f".building-{final.name}-", dir=root))
     try:
-        build_tiny_model(staging, arch, seed)
+        build_tiny_model(staging, arch, seed, hidden, layers)
         staging.chmod(0o755)  # mkdtemp made it private; the cache may be shared
         try:
             os.rename(staging, final)

@@ -1,0 +1,225 @@
+"""Runs as reports see them: read from run directories only (manifest, records, metrics, training logs).
+
+    from reports.runs import load_runs, comparability
+    base, cand = load_runs(["runs/base", "runs/candidate"])
+    print(base.label, base.suites(), comparability([base, cand]))
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import RunDirError
+from harness.metrics import compute_metrics
+from harness.runstore import RunDir, read_json
+
+# Record keys a report cannot do without (the others are optional for display).
+REQUIRED_RECORD_KEYS = ("suite", "sample_id", "attempt", "correct")
+
+
+@dataclass
+class Run:
+    path: Path
+    manifest: dict[str, Any]
+    metrics: dict[str, Any]
+    records: list[dict[str, Any]]
+    label: str
+    checkpoint: dict[str, Any] | None = None
+    train_log: list[dict[str, Any]] | None = None
+    periodic_evals: list[dict[str, Any]] | None = None
+    # records grouped by suite, rebuilt when the records list is replaced or grows
+    _by_suite: tuple[tuple[int, int], dict[str, list[dict[str, Any]]]] | None = field(
+        default=None, repr=False, compare=False)
+
+    def suites(self) -> list[str]:
+        """Suite names in the manifest's order (the order the run evaluated them)."""
+        names = [s["name"] for s in self.manifest.get("suites", [])]
+        return names or sorted({r["suite"] for r in self.records})
+
+    def suite_entry(self, suite: str) -> dict[str, Any] | None:
+        """The manifest's entry for a suite (split, variant, content_sha256, ...), or None."""
+        return next((s for s in self.manifest.get("suites", []) if s.get("name") == suite), None)
+
+    def records_of(self, suite: str) -> list[dict[str, Any]]:
+        signature = (id(self.records), len(self.records))
+        if self._by_suite is None or self._by_suite[0] != signature:
+            grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for r in self.records:
+                grouped[r["suite"]].append(r)
+            self._by_suite = (signature, dict(grouped))
+        return self._by_suite[1].get(suite, [])
+
+    def item_correct(self, suite: str) -> dict[str, float]:
+        """sample_id -> mean correctness over attempts (0.0 or 1.0 with one attempt)."""
+        sums: dict[str, list[float]] = defaultdict(list)
+        for r in self.records_of(suite):
+            sums[str(r["sample_id"])].append(1.0 if r["correct"] else 0.0)
+        return {sid: sum(v) / len(v) for sid, v in sums.items()}
+
+
+def _label(manifest: dict[str, Any], path: Path) -> str:
+    model = manifest.get("model") or {}
+    ckpt = manifest.get("checkpoint")
+    short = Path(str(model.get("id") or "model").rstrip("/")).name
+    if ckpt:
+        base = Path(str(ckpt.get("base_model") or short).rstrip("/")).name
+        algo = ckpt.get("algo") or "ckpt"
+        step = ckpt.get("step")
+        return f"{base} {algo}" + (f" step {step}" if step is not None else "")
+    if model.get("adapter"):
+        return f"{short}+{Path(str(model['adapter']).rstrip('/')).name}"
+    return str(manifest.get("run_id") or path.name)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{path}:{lineno} is not valid JSON ({exc})") from None
+    return rows
+
+
+def _checkpoint_dir(ckpt: dict[str, Any], run_path: Path) -> Path | None:
+    if not ckpt.get("dir"):
+        return None
+    raw = Path(str(ckpt["dir"]))
+    for candidate in ([raw] if raw.is_absolute() else [raw, run_path / raw]):
+        if candidate.is_dir():
+            return candidate
+    return None  # moved machine or deleted: reports show a note instead of curves
+
+
+def _training_files(ckpt: dict[str, Any] | None, run_path: Path):
+    if not ckpt:
+        return None, None
+    folder = _checkpoint_dir(ckpt, run_path)
+    if folder is None:
+        return None, None
+    log_path = folder / "train_log.jsonl"
+    train_log = _read_jsonl(log_path) if log_path.is_file() else None
+    evals = None
+    info_path = folder / "checkpoint.json"
+    if info_path.is_file():
+        info = read_json(info_path)
+        evals = []
+        for entry in info.get("evals") or []:
+            run_dir = entry.get("run_dir")
+            resolved = str(folder / run_dir) if run_dir else None
+            evals.append({**entry, "path": resolved})
+    return train_log, evals
+
+
+def _check_manifest(manifest: Any, path: Path) -> None:
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("suites"), list):
+        raise RunDirError(f"{path}/manifest.json has no suites list: not a run manifest")
+    for entry in manifest["suites"]:
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise RunDirError(f"{path}/manifest.json: a suites entry has no name")
+
+
+def load_run(path: str | Path) -> Run:
+    """Read one run directory; metrics.json is recomputed from the records when it is missing.
+
+    Raises RunDirError with one line when the directory, manifest or records are missing or invalid.
+
+        run = load_run("runs/20250101-000000-tiny-ab12")
+        run.item_correct("synth_arith")  # {"synth_arith-00000": 1.0, ...}
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"run directory not found: {path}")
+    store = RunDir(path)
+    manifest = store.read_manifest()  # checks the schema version
+    _check_manifest(manifest, path)
+    if not store.records_path.is_file():
+        raise RunDirError(f"{path}: records.jsonl not found: not a run directory")
+    records = store.read_records()
+    for i, r in enumerate(records, 1):
+        missing = [k for k in REQUIRED_RECORD_KEYS if k not in r]
+        if missing:
+            raise RunDirError(f"{store.records_path}:{i} lacks {', '.join(missing)}")
+    if store.metrics_path.is_file():
+        metrics = store.read_metrics()
+    else:
+        from harness.runner import suite_specs  # the suite registry: only needed to recompute
+
+        metrics = compute_metrics(records, manifest, suite_specs(manifest))
+    ckpt = manifest.get("checkpoint") or None
+    train_log, evals = _training_files(ckpt, path)
+    return Run(path=path, manifest=manifest, metrics=metrics, records=records, label=_label(manifest, path),
+               checkpoint=ckpt, train_log=train_log, periodic_evals=evals)
+
+
+def load_runs(paths) -> list[Run]:
+    """load_run on each path; labels made unique with a #2, #3 suffix where two runs would share one."""
+    runs = [load_run(p) for p in paths]
+    seen: dict[str, int] = {}
+    for run in runs:
+        count = seen.get(run.label, 0) + 1
+        seen[run.label] = count
+        if count > 1:
+            run.label = f"{run.label} #{count}"
+    return runs
+
+
+def _generation_differences(base: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    keys = sorted(set(base) | set(other))
+    greedy = base.get("temperature") == 0 and other.get("temperature") == 0
+    return [f"{k} {base.get(k)!r} vs {other.get(k)!r}" for k in keys
+            if base.get(k) != other.get(k) and not (k == "seed" and greedy)]  # greedy ignores the seed
+
+
+def differences(runs: list[Run], suites: list[str] | None = None) -> list[tuple[str, str]]:
+    """(kind, message) per difference vs runs[0]; kind is one of suite_missing, content, split, variant,
+    prompt_format, generation, overlap. suites: the suites to check (default: every suite of any run)."""
+    if not runs:
+        return []
+    base = runs[0]
+    wanted = suites if suites is not None else list(dict.fromkeys(s for r in runs for s in r.suites()))
+    out: list[tuple[str, str]] = []
+    for run in runs:
+        for suite in wanted:
+            if suite not in run.suites():
+                out.append(("suite_missing", f"{run.label} has no suite {suite}"))
+    for run in runs[1:]:
+        for suite in wanted:
+            a, b = base.suite_entry(suite), run.suite_entry(suite)
+            if a is None or b is None:
+                continue
+            if a.get("content_sha256") != b.get("content_sha256"):
+                sha_a, sha_b = str(a.get("content_sha256"))[:12], str(b.get("content_sha256"))[:12]
+                message = (f"{suite}: items differ between {base.label} and {run.label} "
+                           f"(content_sha256 {sha_a} vs {sha_b})")
+                out.append(("content", message))
+            for key in ("split", "variant"):
+                if a.get(key) != b.get(key):
+                    out.append((key, f"{suite}: {key} {a.get(key)!r} in {base.label}, {b.get(key)!r} in {run.label}"))
+        fmt_a, fmt_b = base.manifest.get("prompt_format"), run.manifest.get("prompt_format")
+        if fmt_a != fmt_b:
+            out.append(("prompt_format", f"prompt format {fmt_a!r} in {base.label}, {fmt_b!r} in {run.label}"))
+        gen = _generation_differences(base.manifest.get("generation") or {}, run.manifest.get("generation") or {})
+        if gen:
+            out.append(("generation", f"generation differs between {base.label} and {run.label}: {', '.join(gen)}"))
+    for run in runs:
+        overlap = (run.checkpoint or {}).get("overlap") or {}
+        for suite, ids in sorted((overlap.get("suites") or {}).items()):
+            if suite in wanted and ids:
+                out.append(("overlap", f"{run.label}: {len(ids)} item(s) of {suite} were in its training data"))
+    return out
+
+
+def comparability(runs: list[Run], suites: list[str] | None = None) -> list[str]:
+    """Human-readable differences vs runs[0] that make a comparison doubtful; empty = comparable.
+
+        notes = comparability(load_runs(["runs/a", "runs/b"]))
+        # e.g. ["synth_arith: split 'test' in a, 'train' in b"]
+    """
+    return [message for _, message in differences(runs, suites)]

@@ -1,0 +1,103 @@
+"""Side-by-side training benchmark of the two engines: step time and peak GPU memory.
+
+    python -m trainers.bench --out bench-train --steps 8            # unsloth and trl, both archs, both algos
+
+The tiny models get a short supervised warm start first (as in the demo), so that the suites' rewards
+vary within groups and every LoRA matrix receives a gradient.
+
+Each configuration runs `harness train` in a fresh process (Unsloth patches TRL at import, and peak
+memory must not carry over), with identical settings apart from the engine; the numbers come from the
+checkpoint's train_log.jsonl: the median step time over the steps after the first (which carries
+compilation and warm-up), the first step's time, and the peak allocated GPU memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ARCHS = ("qwen2_5_vl", "qwen3_vl")
+COMMON = ["--suite", "synth_charts", "--set", "per_device_train_batch_size=8", "--set", "num_generations=4",
+          "--set", "max_completion_length=32", "--set", "learning_rate=1e-4", "--set", "limit=256",
+          "--set", "gradient_checkpointing=false"]
+
+
+def summarize(checkpoint: Path) -> dict[str, Any]:
+    rows = [json.loads(line) for line in (checkpoint / "train_log.jsonl").read_text().splitlines() if line]
+    steps = [r for r in rows if "step_time" in r]
+    times = [r["step_time"] for r in steps]
+    peaks = [r["peak_gpu_memory_mib"] for r in rows if r.get("peak_gpu_memory_mib") is not None]
+    info = json.loads((checkpoint / "checkpoint.json").read_text())
+    return {"steps": len(times), "first_step_s": round(times[0], 3) if times else None,
+            "median_step_s": round(statistics.median(times[1:]), 3) if len(times) > 1 else None,
+            "peak_allocated_mib": max(peaks) if peaks else None,
+            "train_runtime_s": (info.get("train_metrics") or {}).get("train_runtime"),
+            "lora_all_nonzero": (info.get("lora") or {}).get("all_nonzero"), "engine": info.get("engine")}
+
+
+def run_one(out: Path, engine: str, arch: str, algo: str, steps: int, model: str) -> dict[str, Any]:
+    ckpt = out / f"{engine}-{arch}-{algo}"
+    cmd = [sys.executable, "-m", "harness.cli", "train", "--engine", engine, "--algo", algo, "--model", model,
+           "--max-steps", str(steps), "--out", str(ckpt), *COMMON]
+    started = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = round(time.monotonic() - started, 1)
+    (out / f"{ckpt.name}.log").write_text(done.stdout + done.stderr)
+    row = {"engine": engine, "arch": arch, "algo": algo, "process_wall_s": wall, "rc": done.returncode}
+    if done.returncode == 0:
+        row.update(summarize(ckpt))
+    else:
+        row["error"] = (done.stderr.strip().splitlines() or ["?"])[-1][:300]
+    return row
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    head = ("| arch | algo | engine | first step s | median step s | peak allocated MiB | process wall s | "
+            "LoRA all non-zero |\n|---|---|---|---|---|---|---|---|\n")
+    body = "".join(f"| {r['arch']} | {r['algo']} | {r['engine']} | {r.get('first_step_s', '-')} | "
+                   f"{r.get('median_step_s', '-')} | {r.get('peak_allocated_mib', '-')} | {r['process_wall_s']} | "
+                   f"{r.get('lora_all_nonzero', r.get('error', '-'))} |\n" for r in rows)
+    return head + body
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--engines", default="unsloth,trl")
+    parser.add_argument("--archs", default=",".join(ARCHS))
+    parser.add_argument("--algos", default="gspo,grpo")
+    parser.add_argument("--warm-start", type=int, default=150,
+                        help="supervised warm-start steps first, so that the rewards vary (0: the random model)")
+    args = parser.parse_args(argv)
+    from harness.tiny_model import default_tiny_model
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    models = {arch: str(default_tiny_model(arch)) for arch in args.archs.split(",")}
+    if args.warm_start:
+        from suites import get_suite
+        from suites.base import LoadOptions
+        from trainers.warm_start import warm_start
+
+        items = get_suite("synth_charts").load(LoadOptions(split="train"))[:400]
+        models = {arch: str(warm_start(path, args.out / f"warm-{arch}", items, steps=args.warm_start))
+                  for arch, path in models.items()}
+    rows = []
+    for arch in args.archs.split(","):
+        for algo in args.algos.split(","):
+            for engine in args.engines.split(","):
+                rows.append(run_one(args.out, engine, arch, algo, args.steps, models[arch]))
+                print(json.dumps(rows[-1]), flush=True)
+    (args.out / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "bench.md").write_text(markdown(rows))
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

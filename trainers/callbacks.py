@@ -1,0 +1,72 @@
+"""Trainer callbacks: the training log file, and the periodic evaluation through the harness."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from trainers.checkpoint import TRAIN_LOG_FILE
+
+
+def _plain(value: Any) -> Any:
+    """Log values as JSON numbers; NaN/inf (an all-NaN reward, say) become null."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class TrainLogWriter(TrainerCallback):
+    """Appends each TRL log entry to train_log.jsonl with the step, wall time and peak GPU memory."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / TRAIN_LOG_FILE
+        self.started = time.monotonic()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs:
+            return
+        row = {"step": state.global_step, **{k: _plain(v) for k, v in logs.items()},
+               "wall_s": round(time.monotonic() - self.started, 3), "peak_gpu_memory_mib": _peak_mib()}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+
+
+def _peak_mib() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+class PeriodicEval(TrainerCallback):
+    """Every `every` steps: save the adapter as steps/step-N and evaluate it with the harness."""
+
+    def __init__(self, every: int, evaluate: Callable[[int, Any, Any], None]):
+        self.every = every
+        self.evaluate = evaluate
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
+            self.evaluate(state.global_step, model, processing_class)
+
+
+class IntermediateSave(TrainerCallback):
+    """Every `every` steps: save the adapter as steps/step-N (a loadable checkpoint of its own)."""
+
+    def __init__(self, every: int, save: Callable[[int, Any, Any], Path]):
+        self.every = every
+        self.save = save
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
+            self.save(state.global_step, model, processing_class)

@@ -1,0 +1,267 @@
+"""The typed, closed configuration of a training run, and the presets shipped as config files.
+
+Every hyperparameter that Unsloth silently changes in TRL's defaults (learning rate, beta,
+scale_rewards, optimizer, batch sizes, weight decay, warm-up, logging) is a field here with an explicit
+value, and both engines pass all of them to GRPOConfig: the `unsloth` and `trl` paths train the same
+thing. Defaults are TRL 1.15's own, except logging every step.
+
+    cfg = TrainConfig.from_sources(preset="gspo-paper", overrides={"max_steps": 50})
+    cfg.effectively_on_policy()   # False: steps_per_generation 4 > gradient accumulation 1
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.formats import DEFAULT_REWARD_WEIGHTS, PROMPT_FORMATS
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+ALGOS = ("gspo", "grpo")
+ENGINES = ("auto", "unsloth", "trl")
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+
+# GRPOConfig / TrainingArguments fields that newer TRL or transformers removed: mapped, or refused with
+# the reason, never passed through to crash inside TRL.
+REMOVED_FIELDS = {
+    "max_prompt_length": "max_prompt_length was removed in TRL 0.28, and cutting a vision-language "
+                         "prompt would cut its image tokens: set image_size to shrink images instead",
+    "warmup_ratio": None,  # transformers 5 removed it; warmup_steps below 1 is read as a ratio
+}
+# Set by the trainer itself (the algorithm, the engine, where it writes): not accepted in trl_args.
+RESERVED_TRL_ARGS = {"importance_sampling_level", "output_dir", "use_cpu", "bf16", "fp16", "report_to",
+                     "save_strategy", "generation_kwargs", "remove_unused_columns", "reward_weights"}
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+
+@dataclass
+class TrainConfig:
+    # what and how
+    algo: str = _f("gspo", "gspo (sequence-level importance ratio) or grpo (token-level)")
+    engine: str = _f("auto", "unsloth, trl, or auto (unsloth where a CUDA GPU and unsloth are present)")
+    model: str | None = _f(None, "base model dir or Hub id; default: the tiny offline model")
+    revision: str | None = _f(None, "Hub revision (commit) of the base model")
+    dtype: str = _f("auto", "auto (bf16 on GPU, fp32 on CPU), bfloat16, float16 or float32")
+    load_in_4bit: bool = _f(False, "QLoRA: 4-bit base weights (CUDA only)")
+    # data
+    suites: list[str] = field(default_factory=lambda: ["synth_charts"],
+                                metadata={"help": "suites whose split is the training data"})
+    split: str = _f("train", "split of the training suites")
+    data_dir: dict[str, str] = field(default_factory=dict, metadata={"help": "suite -> local data dir ('*' for all)"})
+    dataset: str | None = _f(None, "a local dataset (parquet, jsonl or json: image, question, answer "
+                                   "[, choices, sample_id]) used instead of suites")
+    limit: int | None = _f(None, "first N training items")
+    held_out: int = _f(0, "hold out N seeded items of the training data for evaluation (the recipe "
+                          "that trains on MathVista testmini holds out 100)")
+    held_out_seed: int = _f(0, "seed of the held-out draw")
+    image_size: tuple[int, int] | None = _f(None, "resize images to W,H RGB (the recipe: 512,512)")
+    prompt_format: str = _f("reasoning-solution", "prompt format (must have tags: the format reward)")
+    reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS),
+                                               metadata={"help": "format and correctness weights"})
+    # evaluation and contamination guard
+    eval_suites: list[str] = field(default_factory=list, metadata={
+        "help": "suites evaluated every eval_every steps and at the end; training items overlapping them are refused"})
+    eval_split: str | None = _f(None, "split of eval_suites; default: each suite's evaluation split")
+    eval_limit: int | None = _f(None, "first N items of each eval suite")
+    eval_every: int = _f(0, "evaluate every N steps (0: only at the end)")
+    eval_max_new_tokens: int | None = _f(None, "generation limit of evaluations; default max_completion_length")
+    eval_batch_size: int = _f(8, "prompts per generate call in evaluations")
+    allow_overlap: bool = _f(False, "train even when training items overlap the eval suites (recorded)")
+    # optimisation (passed to GRPOConfig on both engines)
+    max_steps: int = _f(100, "optimizer steps")
+    learning_rate: float = _f(1e-6, "peak learning rate (Unsloth's default would be 5e-5)")
+    lr_scheduler_type: str = _f("linear", "learning rate schedule")
+    warmup_steps: float = _f(0.0, "warm-up steps; below 1 a ratio of max_steps")
+    optim: str = _f("adamw_torch", "optimizer (adamw_8bit needs CUDA and bitsandbytes)")
+    weight_decay: float = _f(0.0, "weight decay (Unsloth's default would be 0.001)")
+    max_grad_norm: float = _f(1.0, "gradient clipping")
+    per_device_train_batch_size: int = _f(8, "completions per device per micro-step")
+    gradient_accumulation_steps: int = _f(1, "micro-steps per optimizer step")
+    num_generations: int = _f(8, "completions per prompt (the group)")
+    steps_per_generation: int | None = _f(None, "optimizer micro-steps per generation batch; default: "
+                                                "gradient_accumulation_steps")
+    num_iterations: int = _f(1, "updates per generation batch")
+    max_completion_length: int = _f(512, "completion length limit")
+    loss_type: str = _f("dapo", "grpo, dr_grpo, dapo, bnpo, ...")
+    beta: float = _f(0.0, "KL coefficient; 0 = no reference model (Unsloth sets 0.001 for grpo)")
+    epsilon: float = _f(0.2, "lower clip range")
+    epsilon_high: float | None = _f(None, "upper clip range; default epsilon")
+    scale_rewards: str = _f("group", "group, batch or none (Unsloth turns it off for dr_grpo)")
+    temperature: float = _f(1.0, "sampling temperature of rollouts")
+    top_p: float = _f(1.0, "nucleus sampling of rollouts")
+    mask_truncated_completions: bool = _f(False, "drop truncated completions from the loss")
+    logging_steps: int = _f(1, "log every N steps")
+    save_steps: int = _f(0, "save an intermediate checkpoint every N steps (0: only at the end)")
+    seed: int = _f(0, "training seed")
+    trl_args: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "other GRPOConfig fields, passed through after checking"})
+    # LoRA
+    lora_r: int = _f(16, "LoRA rank")
+    lora_alpha: int = _f(16, "LoRA alpha")
+    lora_dropout: float = _f(0.0, "LoRA dropout")
+    finetune_vision_layers: bool = _f(False, "also train the vision tower's LoRA")
+    gradient_checkpointing: bool = _f(True, "gradient checkpointing (Unsloth's own on that engine; off on CPU)")
+    max_seq_length: int = _f(4096, "Unsloth: longest prompt + completion")
+    # Unsloth's vLLM rollouts
+    fast_inference: bool = _f(False, "Unsloth: generate rollouts with vLLM")
+    gpu_memory_utilization: float = _f(0.6, "Unsloth: vLLM's share of GPU memory")
+    vllm_standby: bool = _f(False, "Unsloth: UNSLOTH_VLLM_STANDBY (vLLM sleep mode between rollouts)")
+    out: str | None = _f(None, "checkpoint directory; default checkpoints/<algo>-<time>")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for name, value, allowed in (("algo", self.algo, ALGOS), ("engine", self.engine, ENGINES),
+                                     ("loss_type", self.loss_type, LOSS_TYPES),
+                                     ("scale_rewards", self.scale_rewards, ("group", "batch", "none")),
+                                     ("dtype", self.dtype, ("auto", "bfloat16", "float16", "float32"))):
+            if value not in allowed:
+                raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+        fmt = PROMPT_FORMATS.get(self.prompt_format)
+        if fmt is None or fmt.answer_tags is None or fmt.reasoning_tags is None:
+            tagged = [n for n, f in PROMPT_FORMATS.items() if f.answer_tags and f.reasoning_tags]
+            raise ConfigError(f"prompt_format {self.prompt_format!r} cannot be trained on: the format reward "
+                              f"needs tags; choose one of: {', '.join(tagged)}")
+        for name in ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
+                     "num_iterations", "max_completion_length", "logging_steps", "lora_r", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_generations < 2:
+            raise ConfigError(f"num_generations must be at least 2 (a group), got {self.num_generations}")
+        if self.steps_per_generation is not None and self.steps_per_generation < 1:
+            raise ConfigError(f"steps_per_generation must be at least 1, got {self.steps_per_generation}")
+        batch = self.per_device_train_batch_size * (self.steps_per_generation or self.gradient_accumulation_steps)
+        if batch % self.num_generations:
+            raise ConfigError(
+                f"the generation batch (per_device_train_batch_size {self.per_device_train_batch_size} x "
+                f"steps_per_generation {self.steps_per_generation or self.gradient_accumulation_steps} = {batch}) "
+                f"must be divisible by num_generations {self.num_generations}")
+        for name in ("held_out", "eval_every", "save_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.beta < 0 or self.epsilon <= 0:
+            raise ConfigError("learning_rate and epsilon must be > 0 and beta >= 0")
+        if set(self.reward_weights) != set(DEFAULT_REWARD_WEIGHTS):
+            raise ConfigError(f"reward_weights must give exactly {', '.join(DEFAULT_REWARD_WEIGHTS)}, "
+                              f"got {', '.join(self.reward_weights) or 'nothing'}")
+        if self.image_size is not None:
+            size = tuple(int(v) for v in self.image_size)
+            if len(size) != 2 or min(size) < 1:
+                raise ConfigError(f"image_size must be two positive integers W,H, got {self.image_size}")
+            self.image_size = size  # type: ignore[assignment]
+        if not self.suites and not self.dataset:
+            raise ConfigError("no training data: name suites or a local dataset")
+        self._check_trl_args()
+
+    def _check_trl_args(self) -> None:
+        ours = {f.name for f in fields(TrainConfig)}
+        for key in self.trl_args:
+            if key in REMOVED_FIELDS:
+                raise ConfigError(f"trl_args.{key}: {REMOVED_FIELDS[key] or 'use warmup_steps'}")
+            if key in RESERVED_TRL_ARGS:
+                raise ConfigError(f"trl_args.{key} is set by the trainer (algo, engine, out): remove it")
+            if key in ours:
+                raise ConfigError(f"trl_args.{key}: set it as the top-level key {key} instead")
+
+    def check_trl_args_known(self) -> None:
+        """Separate from validate(): it imports trl, which under Unsloth must wait for `import unsloth`."""
+        from trl import GRPOConfig
+
+        known = {f.name for f in fields(GRPOConfig)}
+        unknown = sorted(set(self.trl_args) - known)
+        if unknown:
+            raise ConfigError(f"trl_args: {', '.join(unknown)} are not GRPOConfig fields of TRL 1.15")
+
+    # --- derived ----------------------------------------------------------------------------------
+    def effective_steps_per_generation(self) -> int:
+        return self.steps_per_generation or self.gradient_accumulation_steps
+
+    def effectively_on_policy(self) -> bool:
+        """Every update uses the policy that generated its batch: the importance ratio is exactly 1, so
+        GSPO's sequence-level ratio changes nothing and GSPO computes GRPO's gradient."""
+        return self.num_iterations == 1 and self.effective_steps_per_generation() <= self.gradient_accumulation_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["image_size"] = list(self.image_size) if self.image_size else None
+        return d
+
+    # --- loading ----------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> tuple[TrainConfig, list[str]]:
+        """The config and the notes on keys that were mapped (e.g. warmup_ratio -> warmup_steps)."""
+        data = dict(data)
+        notes = []
+        for key, reason in REMOVED_FIELDS.items():
+            if key not in data:
+                continue
+            if reason:
+                raise ConfigError(f"{source}: {reason}")
+            ratio = data.pop(key)
+            if "warmup_steps" in data:
+                raise ConfigError(f"{source}: give warmup_steps or warmup_ratio, not both")
+            if not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+                raise ConfigError(f"{source}: warmup_ratio must be a number in [0, 1), got {ratio!r}")
+            data["warmup_steps"] = float(ratio)
+            notes.append(f"warmup_ratio {ratio} (removed in transformers 5) -> warmup_steps {float(ratio)} "
+                         f"(a value below 1 is a ratio)")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; other GRPOConfig fields go "
+                              f"under trl_args; known keys: {', '.join(sorted(known))}")
+        try:
+            return cls(**data), notes
+        except TypeError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def from_sources(cls, preset: str | None = None, overrides: dict[str, Any] | None = None
+                     ) -> tuple[TrainConfig, list[str]]:
+        """A preset name or config file, then overrides (CLI flags) on top."""
+        data: dict[str, Any] = {}
+        source = "config"
+        if preset:
+            data, source = read_config_file(preset), str(preset)
+        data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.from_dict(data, source)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def read_config_file(name_or_path: str) -> dict[str, Any]:
+    """A preset by name (see `preset_names()`), or a TOML / JSON file."""
+    path = Path(name_or_path)
+    if not path.exists() and (PRESETS_DIR / f"{name_or_path}.toml").is_file():
+        path = PRESETS_DIR / f"{name_or_path}.toml"
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"config {name_or_path!r} is neither a file nor a preset "
+                          f"({', '.join(preset_names())})") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of settings")
+    return data
+
+
+def field_help() -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in fields(TrainConfig)}
+
+
+def field_defaults() -> dict[str, Any]:
+    return {f.name: f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+            for f in fields(TrainConfig)}

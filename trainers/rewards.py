@@ -1,0 +1,81 @@
+"""The training rewards are the evaluation's own: each completion goes through `harness.scoring.judge`
+with the item's suite, so its format and correctness rewards are exactly what an evaluation record of
+the same response holds.
+
+TRL calls each function with `completions` (plain strings, or `[{"role": "assistant", "content": ...}]`
+for conversational prompts) and every dataset column as a keyword list; its log names the reward by
+the function's name: `rewards/format_reward/mean`, `rewards/correctness_reward/mean`.
+
+    format_reward, correctness_reward = make_reward_funcs("reasoning-solution", {"format": 0.3, "correctness": 1.0})
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from harness.formats import PROMPT_FORMATS
+from harness.scoring import judge
+from suites import SUITES
+from suites.base import Target
+
+RewardFunc = Callable[..., list[float]]
+
+
+def completion_text(completion: Any) -> str:
+    """A completion as TRL passes it: a string, or a list of chat messages (the assistant's turn)."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return completion_text(completion.get("content", ""))
+    if isinstance(completion, list):
+        parts = []
+        for part in completion:
+            if isinstance(part, dict) and part.get("type") == "text":
+                parts.append(str(part.get("text") or ""))
+            elif isinstance(part, dict) and "content" in part:
+                parts.append(completion_text(part["content"]))
+            elif isinstance(part, str):
+                parts.append(part)
+        return "".join(parts)
+    raise TypeError(f"a completion must be a string or chat messages, got {type(completion).__name__}")
+
+
+class _Judgements:
+    """Both reward functions see the same batch; judging once per (item, completion) serves both."""
+
+    def __init__(self, prompt_format: str, weights: dict[str, float]):
+        self.fmt = PROMPT_FORMATS[prompt_format]
+        self.weights = weights
+        self._key: tuple | None = None
+        self._rewards: list[dict[str, Any]] = []
+
+    def rewards(self, completions: list[Any], suite: list[str], target: list[str]) -> list[dict[str, Any]]:
+        texts = [completion_text(c) for c in completions]
+        key = (tuple(texts), tuple(suite), tuple(target))
+        if key != self._key:
+            self._rewards = [self._judge(t, s, json.loads(tg)) for t, s, tg in zip(texts, suite, target, strict=True)]
+            self._key = key
+        return self._rewards
+
+    def _judge(self, text: str, suite_name: str, target: dict[str, Any]) -> dict[str, Any]:
+        suite = SUITES.get(suite_name)
+        tgt = Target.from_dict(target)
+        if suite is None:  # a local dataset: no suite scorer, the recipe's rules on the answer block
+            from harness.formats import rewards
+
+            return rewards(text, tgt.gold, self.fmt, None, self.weights, tgt.choices)
+        return judge(suite, text, self.fmt, tgt, self.weights)["rewards"]
+
+
+def make_reward_funcs(prompt_format: str, weights: dict[str, float]) -> list[RewardFunc]:
+    judged = _Judgements(prompt_format, weights)
+
+    def format_reward(completions: list[Any], suite: list[str], target: list[str], **_: Any) -> list[float]:
+        return [float(r["format"]) for r in judged.rewards(completions, suite, target)]
+
+    def correctness_reward(completions: list[Any], suite: list[str], target: list[str], **_: Any) -> list[float]:
+        return [float(r["correctness"]) for r in judged.rewards(completions, suite, target)]
+
+    return [format_reward, correctness_reward]

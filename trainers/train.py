@@ -1,0 +1,222 @@
+"""GSPO / GRPO training of a LoRA adapter with TRL's GRPOTrainer, through Unsloth or plain TRL + PEFT.
+
+    from trainers import TrainConfig, train
+    cfg, notes = TrainConfig.from_sources("gspo-paper", {"model": "Qwen/Qwen2.5-VL-7B-Instruct", "max_steps": 200})
+    out = train(cfg, notes=notes)        # the checkpoint dir; `harness eval --model out` evaluates it
+
+GSPO and GRPO differ in one GRPOConfig field, importance_sampling_level ("sequence" vs "token").
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness import provenance
+from harness.contamination import Fingerprints
+from harness.errors import ConfigError, RunDirError
+from trainers.checkpoint import TRAIN_LOG_FILE, lora_check, write_checkpoint
+from trainers.config import TrainConfig
+from trainers.data import eval_plan, guard, load_training_data, to_trl_dataset
+from trainers.engines import (
+    device_of,
+    import_unsloth,
+    install_cpu_logprob,
+    load_model,
+    resolve_engine,
+    suppressed_token_ids,
+    torch_dtype,
+)
+
+ON_POLICY_WARNING = ("GSPO with every update on-policy (num_iterations 1, steps_per_generation {spg} <= "
+                     "gradient_accumulation_steps {ga}): the importance ratio is exactly 1, so GSPO computes "
+                     "GRPO's gradient. Raise steps_per_generation or num_iterations (e.g. --config gspo-paper) "
+                     "for GSPO to differ. Recorded as effectively_on_policy: true.")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def grpo_kwargs(cfg: TrainConfig, engine: str, device: str, out: Path, suppress: list[int],
+                n_extra_rewards: int = 0) -> tuple[dict[str, Any], list[str]]:
+    """Every GRPOConfig value the run uses, explicit on both engines; plus notes on substitutions."""
+    notes = []
+    optim = cfg.optim
+    if "8bit" in optim and device != "cuda":
+        notes.append(f"optim {optim} needs CUDA; using adamw_torch on {device}")
+        optim = "adamw_torch"
+    dtype = torch_dtype(cfg, device)
+    kwargs = {
+        "output_dir": str(out / "trainer"),
+        "importance_sampling_level": "sequence" if cfg.algo == "gspo" else "token",
+        "learning_rate": cfg.learning_rate, "lr_scheduler_type": cfg.lr_scheduler_type,
+        "warmup_steps": cfg.warmup_steps, "optim": optim, "weight_decay": cfg.weight_decay,
+        "max_grad_norm": cfg.max_grad_norm, "per_device_train_batch_size": cfg.per_device_train_batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps, "num_generations": cfg.num_generations,
+        "steps_per_generation": cfg.effective_steps_per_generation(), "num_iterations": cfg.num_iterations,
+        "max_completion_length": cfg.max_completion_length, "loss_type": cfg.loss_type, "beta": cfg.beta,
+        "epsilon": cfg.epsilon, "epsilon_high": cfg.epsilon_high if cfg.epsilon_high is not None else cfg.epsilon,
+        "scale_rewards": cfg.scale_rewards, "temperature": cfg.temperature, "top_p": cfg.top_p,
+        "mask_truncated_completions": cfg.mask_truncated_completions, "logging_steps": cfg.logging_steps,
+        "max_steps": cfg.max_steps, "seed": cfg.seed, "data_seed": cfg.seed,
+        "reward_weights": [cfg.reward_weights["format"], cfg.reward_weights["correctness"]] + [1.0] * n_extra_rewards,
+        "generation_kwargs": {"suppress_tokens": suppress} if suppress else None,
+        "save_strategy": "no", "report_to": "none", "remove_unused_columns": False,
+        "use_cpu": device == "cpu", "bf16": str(dtype) == "torch.bfloat16",
+        "fp16": str(dtype) == "torch.float16",
+        # Unsloth brings its own checkpointing ("unsloth" in get_peft_model); TRL's is off on CPU
+        # (nothing to save there, and it needs inputs that require grad).
+        "gradient_checkpointing": cfg.gradient_checkpointing and device == "cuda" and engine == "trl",
+        "disable_tqdm": True,
+        **cfg.trl_args,
+    }
+    return kwargs, notes
+
+
+def default_out(cfg: TrainConfig) -> Path:
+    return Path("checkpoints") / f"{cfg.algo}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _base_model(cfg: TrainConfig) -> str:
+    if cfg.model:
+        return cfg.model
+    from harness.tiny_model import default_tiny_model
+
+    return str(default_tiny_model())
+
+
+def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Sequence[Callable] = (),
+          echo: Callable[[str], None] | None = None) -> Path:
+    """Train, save and verify the checkpoint; evaluate it when eval_suites are set. Returns its dir."""
+    say = echo or (lambda msg: print(msg, file=sys.stderr))
+    engine = resolve_engine(cfg)
+    if engine == "unsloth":
+        import_unsloth(cfg)
+    cfg.check_trl_args_known()
+    out = Path(cfg.out) if cfg.out else default_out(cfg)
+    if out.exists() and any(out.iterdir()):
+        raise RunDirError(f"{out} exists and is not empty; choose another --out")
+    data = load_training_data(cfg)
+    overlap = guard(cfg, data)
+    on_policy = cfg.effectively_on_policy()
+    if cfg.algo == "gspo" and on_policy:
+        say("warning: " + ON_POLICY_WARNING.format(spg=cfg.effective_steps_per_generation(),
+                                                  ga=cfg.gradient_accumulation_steps))
+    if overlap:
+        say(f"warning: training on {overlap['n']} items that overlap the evaluation suites (--allow-overlap); "
+            f"recorded in checkpoint.json and shown by every report of those suites")
+    dataset = to_trl_dataset(data.items, cfg)
+    model_path = _base_model(cfg)
+    model, processor, peft_config = load_model(cfg, engine, model_path)
+    device = device_of(engine)
+    if engine == "trl":
+        install_cpu_logprob()
+    import torch
+    from trl import GRPOConfig, GRPOTrainer
+
+    from trainers.callbacks import IntermediateSave, PeriodicEval, TrainLogWriter
+    from trainers.rewards import make_reward_funcs
+
+    kwargs, substitutions = grpo_kwargs(cfg, engine, device, out, suppressed_token_ids(processor),
+                                        len(extra_reward_funcs))
+    try:
+        args = GRPOConfig(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"GRPOConfig refused the settings: {str(exc).splitlines()[0]}") from exc
+    out.mkdir(parents=True, exist_ok=True)
+    info = {
+        "kind": "vlm-math-harness checkpoint", "status": "training", "created": now(), "finished": None,
+        "algo": cfg.algo, "engine": engine, "device": device,
+        "base_model": {"id": model_path, "revision": cfg.revision},
+        "config": cfg.to_dict(), "config_notes": list(notes) + substitutions,
+        "grpo_config": {k: v for k, v in kwargs.items() if k != "output_dir"},
+        "reward_weights": dict(cfg.reward_weights),
+        "extra_rewards": [getattr(f, "__name__", repr(f)) for f in extra_reward_funcs],
+        "train_data": {"sources": data.source, "n_items": len(data.items), "sha256": data.sha256(),
+                       "held_out": {"n": cfg.held_out, "seed": cfg.held_out_seed, "ids": data.held_out_ids}},
+        "effectively_on_policy": on_policy, "overlap": overlap, "steps": 0,
+        "harness": provenance.git_state(), "packages": provenance.package_versions(),
+        "hardware": provenance.platform_info(), "lora": None, "evals": [], "train_metrics": None,
+    }
+    write_checkpoint(out, info)
+    Fingerprints.of(data.items).save(out)
+    plan = eval_plan(cfg, data.held_out_ids)
+
+    def save_step(step: int, live_model: Any, live_processor: Any) -> Path:
+        step_dir = out / "steps" / f"step-{step:06d}"
+        live_model.save_pretrained(step_dir)
+        live_processor.save_pretrained(step_dir)
+        Fingerprints.of(data.items).save(step_dir)
+        write_checkpoint(step_dir, {**info, "status": "intermediate", "steps": step, "training_dir": str(out.resolve())})
+        return step_dir
+
+    def evaluate(step: int, live_model: Any, live_processor: Any) -> None:
+        step_dir = save_step(step, live_model, live_processor)
+        info["evals"].append(_evaluate(plan, step_dir, out, step, say))
+        write_checkpoint(out, info)
+
+    callbacks: list[Any] = [TrainLogWriter(out)]
+    if plan is not None and cfg.eval_every:
+        callbacks.append(PeriodicEval(cfg.eval_every, evaluate))
+    if cfg.save_steps:
+        callbacks.append(IntermediateSave(cfg.save_steps, save_step))
+    trainer = GRPOTrainer(model=model, processing_class=processor,
+                          reward_funcs=[*make_reward_funcs(cfg.prompt_format, cfg.reward_weights), *extra_reward_funcs],
+                          args=args, train_dataset=dataset, peft_config=peft_config, callbacks=callbacks)
+    say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
+    initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    started = time.monotonic()
+    try:
+        result = trainer.train()
+    except Exception as exc:
+        info.update(status="error", finished=now(), error=f"{type(exc).__name__}: {str(exc)[:500]}")
+        write_checkpoint(out, info)
+        raise
+    trainer_dir = out / "trainer"  # TRL's output_dir: empty unless save_steps wrote trainer states
+    if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
+        trainer_dir.rmdir()
+    trainer.model.save_pretrained(out)
+    processor.save_pretrained(out)
+    lora = lora_check(trainer.model)
+    params = dict(trainer.model.named_parameters())
+    lora["n_trainable"] = len(initial)
+    lora["unchanged"] = sorted(n for n, p in initial.items() if torch.equal(p, params[n].detach()))[:50]
+    lora["trainable_outside_lora"] = sorted(n for n in initial if "lora_" not in n)[:50]
+    info.update(status="finished", finished=now(), steps=trainer.state.global_step, lora=lora,
+                train_metrics={**result.metrics, "wall_s": round(time.monotonic() - started, 2)})
+    write_checkpoint(out, info)
+    if plan is not None:
+        del trainer, model
+        info["evals"].append(_evaluate(plan, out, out, info["steps"], say))
+        write_checkpoint(out, info)
+    if not info["lora"]["all_nonzero"]:
+        say(f"warning: {info['lora']['n_zero_b']} LoRA B matrices are still zero after training: those modules "
+            f"got no gradient (constant rewards in every group give zero advantages); see {TRAIN_LOG_FILE}")
+    return out
+
+
+def _evaluate(plan: Any, model_dir: Path, out: Path, step: int, say: Callable[[str], None]) -> dict[str, Any]:
+    """Evaluate one saved adapter through the harness into evals/step-N, leaving training's RNG alone."""
+    import torch
+
+    from harness.config import EvalConfig
+    from harness.runner import run_eval
+    from harness.runstore import RunDir
+
+    run_dir = out / "evals" / f"step-{step:06d}"
+    cfg = EvalConfig.from_dict({**plan.to_dict(), "model": str(model_dir), "out": str(run_dir)})
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        run_eval(cfg, progress=False)
+    metrics = RunDir(run_dir).read_metrics()
+    summary = {name: {"accuracy": m["accuracy"], "format_compliance": m["format_compliance"]}
+               for name, m in metrics["suites"].items()}
+    say(f"step {step}: " + ", ".join(f"{n} accuracy {s['accuracy']:.3f}, format {s['format_compliance']}"
+                                     for n, s in summary.items()))
+    return {"step": step, "run_dir": str(run_dir.relative_to(out)), "suites": summary}

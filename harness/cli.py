@@ -215,6 +215,19 @@ def tiny_model_cmd(out: str, arch: str, seed: int) -> None:
     click.echo(str(build_tiny_model(Path(out), arch=arch, seed=seed)))
 
 
+def _register_commands() -> None:
+    # Training and reports live in their own packages; their modules import nothing heavy at load time.
+    from reports.gate import gate_command
+    from reports.page import report_command
+    from trainers.cli import demo_command, export_command, train_command
+
+    for command in (train_command, export_command, demo_command, report_command, gate_command):
+        cli.add_command(command)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli(prog_name="harness")
 

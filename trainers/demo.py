@@ -45,7 +45,13 @@ def run_demo(out: Path, algo: str = "gspo", quick: bool = False,
     from trainers.train import train
     from trainers.warm_start import warm_start
 
+    import torch
+
     out = Path(out)
+    # One thread: float sums then run in one order, so the warm start and the RL run give the same
+    # numbers on every machine with this torch build (a tiny model's behaviour after a short warm start
+    # is sensitive to last-bit differences).
+    torch.set_num_threads(1)
     if out.exists() and any(out.iterdir()):
         raise RunDirError(f"{out} exists and is not empty; choose another --out or remove it")
     settings = demo_settings(quick)
@@ -116,6 +122,8 @@ def compare_runs(baseline: Path, trained: Path) -> dict[str, Any]:
             "accuracy": [acc.base_acc, acc.cand_acc], "accuracy_p": acc.p_value,
             "format_compliance": [fmt["base"], fmt["cand"]], "format_fixed": fmt["fixed"],
             "format_broken": fmt["broken"], "format_p": mcnemar_exact(fmt["broken"], fmt["fixed"]),
+            "format_reward": [base_run.metrics["suites"][suite]["rewards_mean"]["format"],
+                              cand_run.metrics["suites"][suite]["rewards_mean"]["format"]],
             "n": acc.n_items}
     return out
 
@@ -131,12 +139,13 @@ def _paired_format(base: list[dict], cand: list[dict]) -> dict[str, Any]:
 
 
 def summary_lines(summary: dict[str, Any], algo: str) -> list[str]:
-    lines = [f"{'suite':<14} {'format compliance':>28} {'accuracy':>24}"]
+    lines = [f"{'suite':<14} {'format compliance':<26} {'accuracy':<26} mean format reward"]
     for suite, s in summary.items():
         f0, f1 = s["format_compliance"]
         a0, a1 = s["accuracy"]
-        lines.append(f"{suite:<14} {f0:6.1%} -> {f1:6.1%} (p={s['format_p']:.2g}) "
-                     f"{a0:6.1%} -> {a1:6.1%} (p={s['accuracy_p']:.2g})")
+        r0, r1 = s["format_reward"]
+        lines.append(f"{suite:<14} {f0:6.1%} -> {f1:6.1%} (p={s['format_p']:<5.2g}) "
+                     f"{a0:6.1%} -> {a1:6.1%} (p={s['accuracy_p']:<5.2g}) {r0:.2f} -> {r1:.2f}")
     lines.append(f"(baseline = warm-started model; after = + {algo.upper()} LoRA; p = exact McNemar on the same items)")
     return lines
 

@@ -33,6 +33,10 @@ def to_float(s: str | None) -> float | None:
 
 
 def numbers_equal(a: float, b: float) -> bool:
+    """Whole numbers must match exactly (1,000,001 apples is not 1,000,000 at any tolerance); other
+    numbers within a relative 1e-6, which absorbs float formatting (0.30000000000000004)."""
+    if float(a).is_integer() and float(b).is_integer():
+        return a == b
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
 
 

@@ -133,7 +133,7 @@ def score(inp: ScoringInput) -> Score:
 
 SUITE = Suite(
     name=SUITE_NAME,
-    version="1",
+    version="2",
     description="GSM8K: 1,319 grade-school math word problems (text only, integer answers).",
     source=f"{HUB_ID}@{HF_REVISION} (config {HUB_CONFIG})",
     splits=SPLITS,

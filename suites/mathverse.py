@@ -292,7 +292,7 @@ def _target_of(row: dict[str, Any], item: Item | None, file_name: str) -> Target
 
 SUITE = Suite(
     name=SUITE_NAME,
-    version="1",
+    version="2",
     description=("MathVerse testmini: 788 visual math problems x 5 versions (Text Dominant ... Vision Only); "
                  "split testmini_text_only holds the text-only ablation."),
     source=f"{HUB_ID}@{HF_REVISION}",

@@ -189,7 +189,7 @@ load = procedural.cached(build)
 
 SUITE = Suite(
     name=NAME,
-    version="1",
+    version="2",
     description="Procedural arithmetic word problems (1-3 operations, text only) with integer answers.",
     source="procedural",
     splits=dict(SIZES),

@@ -190,7 +190,7 @@ load = procedural.cached(build)
 
 SUITE = Suite(
     name=NAME,
-    version="1",
+    version="2",
     description="Procedural bar charts and counted shapes (PIL, 224x224) with integer answers.",
     source="procedural",
     splits=dict(SIZES),

@@ -38,7 +38,7 @@ def _image_sha(item: Item) -> str:
 
 @pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
 def test_suite_declaration(suite):
-    assert suite.version == "1" and suite.source == "procedural" and suite.default_split == "test"
+    assert suite.version == "2" and suite.source == "procedural" and suite.default_split == "test"
     assert suite.splits == {"train": 2000, "test": 200}
     assert suite.variants == ()
     with pytest.raises(ConfigError, match="no split"):

@@ -139,6 +139,8 @@
   // math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9), with CPython's operations in its order.
   function numbersEqual(a, b) {
     if (a === b) return true;
+    // Python: whole numbers must match exactly (float.is_integer is false for inf and nan too).
+    if (Number.isInteger(a) && Number.isInteger(b)) return false;
     if (!isFinite(a) || !isFinite(b)) return false;
     var diff = Math.abs(b - a);
     return diff <= Math.abs(1e-6 * b) || diff <= Math.abs(1e-6 * a) || diff <= 1e-9;

@@ -26,9 +26,10 @@ def _plain(value: Any) -> Any:
 class TrainLogWriter(TrainerCallback):
     """Appends each TRL log entry to train_log.jsonl with the step, wall time and peak GPU memory."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, echo: Callable[[str], None] | None = None, echo_every: int = 10):
         self.path = Path(out) / TRAIN_LOG_FILE
         self.started = time.monotonic()
+        self.echo, self.echo_every = echo, echo_every
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs:
@@ -38,6 +39,12 @@ class TrainLogWriter(TrainerCallback):
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
+        if self.echo and "reward" in row and (state.global_step % self.echo_every == 0 or state.global_step == 1):
+            parts = [f"step {state.global_step}/{state.max_steps}: reward {row['reward']:.3f}"]
+            parts += [f"{name.split('/')[1].removesuffix('_reward')} {value:.3f}" for name, value in row.items()
+                      if name.startswith("rewards/") and name.endswith("/mean") and value is not None]
+            parts.append(f"{row.get('step_time') or 0:.2f} s/step")
+            self.echo(", ".join(parts))
 
 
 def _peak_mib() -> float | None:

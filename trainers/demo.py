@@ -36,6 +36,8 @@ def demo_settings(quick: bool) -> dict[str, Any]:
 
 def run_demo(out: Path, algo: str = "gspo", quick: bool = False,
              echo: Callable[[str], None] = print) -> dict[str, Any]:
+    import torch
+
     from harness.config import EvalConfig
     from harness.runner import run_eval
     from harness.tiny_model import build_tiny_model
@@ -44,8 +46,6 @@ def run_demo(out: Path, algo: str = "gspo", quick: bool = False,
     from trainers.config import TrainConfig
     from trainers.train import train
     from trainers.warm_start import warm_start
-
-    import torch
 
     out = Path(out)
     # One thread: float sums then run in one order, so the warm start and the RL run give the same

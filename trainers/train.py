@@ -161,7 +161,7 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
         info["evals"].append(_evaluate(plan, step_dir, out, step, say))
         write_checkpoint(out, info)
 
-    callbacks: list[Any] = [TrainLogWriter(out)]
+    callbacks: list[Any] = [TrainLogWriter(out, say, max(1, cfg.max_steps // 8))]
     if plan is not None and cfg.eval_every:
         callbacks.append(PeriodicEval(cfg.eval_every, evaluate))
     if cfg.save_steps:
@@ -169,6 +169,9 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
     trainer = GRPOTrainer(model=model, processing_class=processor,
                           reward_funcs=[*make_reward_funcs(cfg.prompt_format, cfg.reward_weights), *extra_reward_funcs],
                           args=args, train_dataset=dataset, peft_config=peft_config, callbacks=callbacks)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # TRL would print every log dict; train_log.jsonl has them
     say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
     initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     started = time.monotonic()

@@ -102,3 +102,13 @@ def test_fingerprints_match_reencoded_images_and_texts():
     spaced = type(arith[0])(suite="other", sample_id="q", question="  " + arith[0].question.upper(), gold=arith[0].gold)
     assert text_fp.matches(spaced)
     assert Fingerprints.from_dict(fp.to_dict()).overlap(charts) == [c.sample_id for c in charts]
+
+
+def test_held_out_items_are_the_evaluation_only_on_the_trained_split():
+    from trainers.data import eval_plan
+
+    held = {"synth_arith": ["3", "7"]}
+    on_test = TrainConfig.from_dict({"suites": ["synth_arith"], "split": "test", "eval_suites": ["synth_arith"]})[0]
+    assert eval_plan(on_test, held).sample_ids == held
+    on_train = TrainConfig.from_dict({"suites": ["synth_arith"], "eval_suites": ["synth_arith"]})[0]
+    assert eval_plan(on_train, held).sample_ids == {}  # evaluated on its own test split

@@ -145,7 +145,8 @@ def eval_plan(cfg: TrainConfig, held_out_ids: dict[str, list[str]]) -> EvalConfi
     testmini recipe) is evaluated on its held-out items only."""
     if not cfg.eval_suites:
         return None
-    ids = {s: held_out_ids[s] for s in cfg.eval_suites if s in held_out_ids}
+    ids = {s: held_out_ids[s] for s in cfg.eval_suites
+           if s in held_out_ids and (cfg.eval_split or get_suite(s).default_split) == cfg.split}
     return EvalConfig(suites=list(cfg.eval_suites), split=cfg.eval_split, data_dir=dict(cfg.data_dir),
                       image_size=cfg.image_size, prompt_format=cfg.prompt_format, limit=cfg.eval_limit,
                       max_new_tokens=cfg.eval_max_new_tokens or cfg.max_completion_length,

@@ -94,17 +94,22 @@ class EvalConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> dict[str, Any]:
         """Read a TOML or JSON config file into a dict of fields (checked when the config is built)."""
-        p = Path(path)
-        try:
-            text = p.read_text()
-            data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {p}") from None
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"config file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {p} must hold a table of settings")
-        return data
+        return read_config_file(path)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A TOML (by suffix) or JSON file holding one table of settings; unreadable ones are ConfigErrors."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+        data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"config file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a table of settings")
+    return data
 
 
 def field_help() -> dict[str, str]:

@@ -11,12 +11,11 @@ thing. Defaults are TRL 1.15's own, except logging every step.
 
 from __future__ import annotations
 
-import json
-import tomllib
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from harness import config as harness_config
 from harness.errors import ConfigError
 from harness.formats import DEFAULT_REWARD_WEIGHTS, PROMPT_FORMATS
 
@@ -245,23 +244,6 @@ def read_config_file(name_or_path: str) -> dict[str, Any]:
     path = Path(name_or_path)
     if not path.exists() and (PRESETS_DIR / f"{name_or_path}.toml").is_file():
         path = PRESETS_DIR / f"{name_or_path}.toml"
-    try:
-        text = path.read_text()
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except FileNotFoundError:
-        raise ConfigError(f"config {name_or_path!r} is neither a file nor a preset "
-                          f"({', '.join(preset_names())})") from None
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a table of settings")
-    return data
-
-
-def field_help() -> dict[str, str]:
-    return {f.name: f.metadata.get("help", "") for f in fields(TrainConfig)}
-
-
-def field_defaults() -> dict[str, Any]:
-    return {f.name: f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
-            for f in fields(TrainConfig)}
+    if not path.is_file():
+        raise ConfigError(f"config {name_or_path!r} is neither a file nor a preset ({', '.join(preset_names())})")
+    return harness_config.read_config_file(path)

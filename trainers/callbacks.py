@@ -1,4 +1,4 @@
-"""Trainer callbacks: the training log file, and the periodic evaluation through the harness."""
+"""Trainer callbacks: the training log file, and actions every N steps (evaluation, intermediate saves)."""
 
 from __future__ import annotations
 
@@ -55,25 +55,14 @@ def _peak_mib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
-class PeriodicEval(TrainerCallback):
-    """Every `every` steps: save the adapter as steps/step-N and evaluate it with the harness."""
+class EveryNSteps(TrainerCallback):
+    """Calls `action(step, model, processor)` every `every` steps before the last one (the final step is
+    saved and evaluated after training): the periodic evaluation and the intermediate saves."""
 
-    def __init__(self, every: int, evaluate: Callable[[int, Any, Any], None]):
+    def __init__(self, every: int, action: Callable[[int, Any, Any], Any]):
         self.every = every
-        self.evaluate = evaluate
+        self.action = action
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
-            self.evaluate(state.global_step, model, processing_class)
-
-
-class IntermediateSave(TrainerCallback):
-    """Every `every` steps: save the adapter as steps/step-N (a loadable checkpoint of its own)."""
-
-    def __init__(self, every: int, save: Callable[[int, Any, Any], Path]):
-        self.every = every
-        self.save = save
-
-    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
-            self.save(state.global_step, model, processing_class)
+            self.action(state.global_step, model, processing_class)

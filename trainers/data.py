@@ -12,6 +12,7 @@ import base64
 import hashlib
 import random
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,11 @@ class TrainData:
     items: list[Item]  # what is trained on (held-out items removed)
     held_out_ids: dict[str, list[str]]  # suite -> ids held out for evaluation (recorded in the checkpoint)
     source: list[dict[str, Any]]  # per suite or dataset: name, split, source, n_items
+
+    @cached_property
+    def fingerprints(self) -> Fingerprints:
+        """Ids and image/text hashes of the training items (decoding every image: computed once)."""
+        return Fingerprints.of(self.items)
 
     def sha256(self) -> str:
         """Hash of the training set: every item's content hash, in order."""
@@ -161,8 +167,7 @@ def guard(cfg: TrainConfig, data: TrainData) -> dict[str, Any] | None:
         return None
     from harness.runner import plan_suites
 
-    fingerprints = Fingerprints.of(data.items)
-    found = {p.suite.name: fingerprints.overlap(p.items) for p in plan_suites(plan)}
+    found = {p.suite.name: data.fingerprints.overlap(p.items) for p in plan_suites(plan)}
     summary = overlap_summary(found)
     if summary and not cfg.allow_overlap:
         parts = [f"{suite}: {len(ids)} ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"

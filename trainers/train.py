@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from harness import provenance
-from harness.contamination import Fingerprints
 from harness.errors import ConfigError, RunDirError
 from trainers.checkpoint import TRAIN_LOG_FILE, lora_check, write_checkpoint
 from trainers.config import TrainConfig
@@ -120,7 +119,7 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
     import torch
     from trl import GRPOConfig, GRPOTrainer
 
-    from trainers.callbacks import IntermediateSave, PeriodicEval, TrainLogWriter
+    from trainers.callbacks import EveryNSteps, TrainLogWriter
     from trainers.rewards import make_reward_funcs
 
     kwargs, substitutions = grpo_kwargs(cfg, engine, device, out, suppressed_token_ids(processor),
@@ -145,14 +144,16 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
         "hardware": provenance.platform_info(), "lora": None, "evals": [], "train_metrics": None,
     }
     write_checkpoint(out, info)
-    Fingerprints.of(data.items).save(out)
+    data.fingerprints.save(out)
     plan = eval_plan(cfg, data.held_out_ids)
 
     def save_step(step: int, live_model: Any, live_processor: Any) -> Path:
         step_dir = out / "steps" / f"step-{step:06d}"
+        if (step_dir / "checkpoint.json").is_file():  # saved already (save_steps and eval_every coincide)
+            return step_dir
         live_model.save_pretrained(step_dir)
         live_processor.save_pretrained(step_dir)
-        Fingerprints.of(data.items).save(step_dir)
+        data.fingerprints.save(step_dir)
         write_checkpoint(step_dir, {**info, "status": "intermediate", "steps": step, "training_dir": str(out.resolve())})
         return step_dir
 
@@ -163,9 +164,9 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
 
     callbacks: list[Any] = [TrainLogWriter(out, say, max(1, cfg.max_steps // 8))]
     if plan is not None and cfg.eval_every:
-        callbacks.append(PeriodicEval(cfg.eval_every, evaluate))
+        callbacks.append(EveryNSteps(cfg.eval_every, evaluate))
     if cfg.save_steps:
-        callbacks.append(IntermediateSave(cfg.save_steps, save_step))
+        callbacks.append(EveryNSteps(cfg.save_steps, save_step))
     trainer = GRPOTrainer(model=model, processing_class=processor,
                           reward_funcs=[*make_reward_funcs(cfg.prompt_format, cfg.reward_weights), *extra_reward_funcs],
                           args=args, train_dataset=dataset, peft_config=peft_config, callbacks=callbacks)

@@ -224,16 +224,20 @@ def _select(element_id: str, label_key: str, lang: str) -> str:
             f'<select id="{esc(element_id)}"></select></label>')
 
 
+def _search(element_id: str, lang: str) -> str:
+    """A search box whose placeholder goes through the language switch."""
+    placeholder = esc(text("filter.search", lang))
+    return (f'<label class="control grow"><input type="search" id="{esc(element_id)}" '
+            f'data-i18n-ph="filter.search" placeholder="{placeholder}" aria-label="{placeholder}"></label>')
+
+
 def flips_section(ctx: ReportContext) -> str:
     lang = ctx.lang
-    placeholder = esc(text("filter.search", lang))
     controls = (f'<div class="controls" id="flip-controls">'
                 f'{_select("flip-run", "filter.run", lang)}{_select("flip-suite", "filter.suite", lang)}'
                 f'{_select("flip-category", "filter.category", lang)}'
                 f'{_select("flip-direction", "filter.direction", lang)}'
-                f'<label class="control grow"><input type="search" id="flip-search" '
-                f'data-i18n-ph="filter.search" placeholder="{placeholder}" aria-label="{placeholder}"></label>'
-                f"</div>")
+                f'{_search("flip-search", lang)}</div>')
     body = (controls + '<p class="flip-count" id="flip-count" aria-live="polite"></p>'
             '<div id="flip-list" class="item-list"></div>'
             f'<button type="button" class="more" id="flip-more" hidden>{tr("flips.more", lang)}</button>')
@@ -242,10 +246,7 @@ def flips_section(ctx: ReportContext) -> str:
 
 def explorer_section(ctx: ReportContext) -> str:
     lang = ctx.lang
-    placeholder = esc(text("filter.search", lang))
-    controls = (f'<div class="controls">{_select("item-suite", "filter.suite", lang)}'
-                f'<label class="control grow"><input type="search" id="item-search" '
-                f'data-i18n-ph="filter.search" placeholder="{placeholder}" aria-label="{placeholder}"></label>'
+    controls = (f'<div class="controls">{_select("item-suite", "filter.suite", lang)}{_search("item-search", lang)}'
                 f'</div><div class="picker" id="item-picker" role="listbox"></div>')
     body = controls + '<div id="item-view" class="item-list"></div>'
     return section("items", "items.title", lang, body, "items.intro")

@@ -7,18 +7,15 @@ input (the runs cannot be compared).
 
     from reports.gate import gate
     result = gate("runs/base", "runs/cand", max_drop=1.0, alpha=0.05, min_format=0.9)
-    print(result.reason); sys.exit(result.exit_code)
+    print(result.reason)  # exit code: result.exit_code
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import click
 
 from harness.errors import ConfigError, HarnessError, RunDirError
 from reports.runs import Run, differences, load_run
@@ -194,45 +191,15 @@ def gate(baseline: Run | str | Path, candidate: Run | str | Path, suites: list[s
                       candidate=cand.label, settings=settings, warnings=warnings)
 
 
-@click.command("gate")
-@click.option("--baseline", required=True, help="The baseline run directory.")
-@click.option("--candidate", required=True, help="The candidate run directory.")
-@click.option("--suite", "suites", multiple=True, help="Suite to gate (repeatable; default: every baseline suite).")
-@click.option("--max-drop", type=float, default=1.0, show_default=True,
-              help="Allowed accuracy drop in percentage points.")
-@click.option("--alpha", type=float, default=0.05, show_default=True,
-              help="Significance level of McNemar's exact test, after Holm over the gated suites.")
-@click.option("--min-format", type=float, default=None,
-              help="Floor (0-1) on the candidate's format compliance on each gated suite.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout (verdict on stderr).")
-def gate_command(baseline: str, candidate: str, suites: tuple[str, ...], max_drop: float, alpha: float,
-                 min_format: float | None, as_json: bool) -> None:
-    """CI regression gate: fail when the candidate run is worse than the baseline run.
-
-    A suite fails when the candidate's accuracy drops by more than --max-drop points and McNemar's
-    exact test on the paired items supports it (p < --alpha after Holm over the gated suites), or
-    when its format compliance is below --min-format. Prints a one-line verdict and a Markdown
-    summary (JSON with --json). Exit status: 0 pass, 1 regression, 2 runs that cannot be compared
-    (missing run, different items, split, prompt format or generation settings).
-
-    Example: harness gate --baseline runs/base --candidate runs/ckpt-40 --max-drop 2 --min-format 0.95
-    """
-    settings = {"suites": list(suites) or None, "max_drop_points": max_drop, "alpha": alpha,
-                "min_format": min_format}
+def gate_verdict(baseline: Run | str | Path, candidate: Run | str | Path, suites: list[str] | None = None,
+                 max_drop: float = 1.0, alpha: float = 0.05, min_format: float | None = None) -> GateResult:
+    """gate(), with unusable input returned as a verdict (exit code 2, reason "error: ...") instead of
+    raised: what a CI script reading the JSON summary needs."""
     try:
-        result = gate(baseline, candidate, list(suites) or None, max_drop, alpha, min_format)
+        return gate(baseline, candidate, suites, max_drop, alpha, min_format)
     except HarnessError as exc:
-        result = GateResult.unusable(str(exc), **settings)
-    if as_json:
-        click.echo(result.reason, err=True)
-        click.echo(result.to_json())
-    elif result.exit_code == 2:
-        click.echo(result.reason, err=True)
-    else:
-        click.echo(result.reason)
-        click.echo()
-        click.echo(result.to_markdown(), nl=False)
-    sys.exit(result.exit_code)
+        return GateResult.unusable(str(exc), suites=suites, max_drop_points=max_drop, alpha=alpha,
+                                   min_format=min_format)
 
 
-__all__ = ["GateResult", "GateRow", "gate", "gate_command"]
+__all__ = ["GateResult", "GateRow", "gate", "gate_verdict"]

@@ -1,4 +1,5 @@
-"""`harness report`: one self-contained HTML page comparing two or more runs (the first is the baseline).
+"""The comparison page behind `harness report`: one self-contained HTML page of two or more runs
+(the first is the baseline).
 
     harness report runs/base runs/grpo-step40 runs/gspo-step40 -o report.html --title "step 40"
 
@@ -15,13 +16,10 @@ script other than the page's own.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import click
-
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 from reports.i18n import HTML_LANG, STRINGS, check_lang, text
 from reports.page_html import ReportContext, esc, inline_script, json_script, tr
 from reports.page_items import explorer_section, flips_section, items_payload
@@ -128,23 +126,3 @@ def build_report(run_paths, out_path, *, title: str | None = None, lang: str = "
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out
-
-
-@click.command("report", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--out", default="report.html", show_default=True, type=click.Path(),
-              help="The HTML file to write.")
-@click.option("--title", help="Page title (default: the run labels).")
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
-              help="The page's starting language (it has an English / 中文 switch).")
-def report_command(runs: tuple[str, ...], out: str, title: str | None, lang: str) -> None:
-    """Write one self-contained HTML page comparing runs; the first RUN is the baseline.
-
-    Example: harness report runs/base runs/candidate -o report.html --title "GSPO step 40"
-    """
-    try:
-        path = build_report(runs, out, title=title, lang=lang)
-    except HarnessError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo(f"wrote {path}")

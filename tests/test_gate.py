@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from harness.cli import cli
 from harness.errors import ConfigError, RunDirError
-from reports.gate import gate, gate_command
+from reports.gate import gate
 from reports.runs import Run, load_run
 from tests.fixtures.run_fixture import write_run
 
@@ -35,7 +36,7 @@ def _flip(items, n_break=0, n_fix=0):
 
 
 def _invoke(*args):
-    return CliRunner().invoke(gate_command, [str(a) for a in args])
+    return CliRunner().invoke(cli, ["gate", *(str(a) for a in args)])
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from harness.cli import cli
 from harness.errors import ConfigError
 from reports.i18n import STRINGS
-from reports.page import build_report, report_command
+from reports.page import build_report
 from reports.page_items import MAX_RESPONSE_CHARS, _even_cap
 from reports.runs import differences, load_runs
 from tests.fixtures.run_fixture import write_checkpoint, write_run
@@ -282,17 +283,17 @@ def test_build_report_refuses_bad_input(tmp_path):
 def test_report_command(tmp_path):
     paths = [str(p) for p in _pair(tmp_path)]
     out = tmp_path / "sub" / "report.html"
-    result = CliRunner().invoke(report_command, [*paths, "-o", str(out), "--title", "<b>step 40</b>"])
+    result = CliRunner().invoke(cli, ["report", *paths, "-o", str(out), "--title", "<b>step 40</b>"])
     assert result.exit_code == 0, result.output
     assert out.is_file() and "<h1>&lt;b&gt;step 40&lt;/b&gt;</h1>" in out.read_text(encoding="utf-8")
 
-    result = CliRunner().invoke(report_command, [paths[0], "-o", str(out)])
+    result = CliRunner().invoke(cli, ["report", paths[0], "-o", str(out)])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         "error: a report compares at least two runs (the first is the baseline), got 1"]
 
     missing = tmp_path / "nope"
-    result = CliRunner().invoke(report_command, [paths[0], str(missing), "-o", str(out)])
+    result = CliRunner().invoke(cli, ["report", paths[0], str(missing), "-o", str(out)])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(missing) in lines[0]

@@ -1,31 +1,16 @@
-"""`harness train`, `harness export` and `harness demo`: the command line over trainers/.
+"""`harness train` and `harness demo`: the command line over trainers/.
 
 Nothing here imports trl at module level: under Unsloth, `import unsloth` must come first.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from harness.errors import ConfigError
-
-
-def _parse_set(values: tuple[str, ...]) -> dict[str, Any]:
-    """--set KEY=VALUE, VALUE read as JSON when it parses (numbers, true, lists), else as a string."""
-    out: dict[str, Any] = {}
-    for value in values:
-        key, sep, raw = value.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set takes KEY=VALUE, got {value!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
+from harness.cli.options import parse_data_dirs, parse_set
 
 
 @click.command("train")
@@ -58,7 +43,6 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
     Example: harness train --algo gspo --config unsloth-recipe --model Qwen/Qwen2.5-VL-7B-Instruct
     --suite mathvista_testmini --split testmini --held-out 100 --eval-suite mathvista_testmini --max-steps 60
     """
-    from harness.cli import _parse_data_dirs
     from trainers.config import TrainConfig
 
     given = {k: v for k, v in flags.items() if v is not None}
@@ -67,28 +51,14 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
     if eval_suites:
         given["eval_suites"] = list(eval_suites)
     if data_dirs:
-        given["data_dir"] = _parse_data_dirs(data_dirs)
+        given["data_dir"] = parse_data_dirs(data_dirs)
     if given.get("dataset") and not suites:
         given["suites"] = []
-    given.update(_parse_set(sets))
+    given.update(parse_set(sets))
     cfg, notes = TrainConfig.from_sources(config, given)
     from trainers.train import train
 
     click.echo(str(train(cfg, notes=notes, echo=lambda m: click.echo(m, err=True))))
-
-
-@click.command("export")
-@click.argument("checkpoint", type=click.Path())
-@click.option("--merge", "merge_out", required=True, help="Write the base model with the LoRA merged in here.")
-@click.option("--dtype", type=click.Choice(["bfloat16", "float16"]), default="bfloat16", show_default=True)
-def export_command(checkpoint: str, merge_out: str, dtype: str) -> None:
-    """Merge a LoRA checkpoint into its base model and save a 16-bit model (with the processor).
-
-    Example: harness export checkpoints/gspo-20261120 --merge models/gspo-merged
-    """
-    from trainers.checkpoint import merge_to_16bit
-
-    click.echo(str(merge_to_16bit(Path(checkpoint), Path(merge_out), dtype)))
 
 
 @click.command("demo")

@@ -1,7 +1,4 @@
-"""`harness`: a thin command line over the library. Each command's docstring is its --help.
-
-Errors the user can fix (HarnessError) print one line on stderr and exit with status 2.
-"""
+"""`harness eval`, `show`, `rescore`, `score` and `suites`: evaluating models and reading runs."""
 
 from __future__ import annotations
 
@@ -12,36 +9,8 @@ from typing import Any
 
 import click
 
-from harness.errors import ConfigError, HarnessError
-
-
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except HarnessError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="vlm-math-harness")
-def cli() -> None:
-    """Evaluate and benchmark vision-language math reasoning checkpoints.
-
-    Example: harness eval --model runs/ckpt --suite mathvista_testmini --data-dir ~/data/MathVista
-    """
-
-
-def _parse_data_dirs(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for value in values:
-        name, sep, path = value.partition("=")
-        if sep and name and not Path(value).exists():
-            out[name] = path
-        else:
-            out["*"] = value
-    return out
+from harness.cli.options import parse_data_dirs
+from harness.errors import ConfigError
 
 
 def _parse_image_size(value: str | None) -> list[int] | None:
@@ -63,7 +32,7 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
                 "batch_size", "seed", "out")
 
 
-@cli.command("eval")
+@click.command("eval")
 @click.option("--model", help="Model dir, Hub id or LoRA adapter dir (default: the tiny offline model).")
 @click.option("--revision", help="Hub revision (commit) of the model.")
 @click.option("--adapter", help="LoRA adapter dir applied on top of --model.")
@@ -88,7 +57,7 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
 @click.option("--resume", is_flag=True, help="Finish the run in --out: completed samples are kept.")
 @click.option("--config", "config_file", type=click.Path(), help="TOML or JSON file of the same settings.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_cmd(suites: tuple[str, ...], data_dirs: tuple[str, ...], image_size: str | None, resume: bool,
+def eval_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], image_size: str | None, resume: bool,
              config_file: str | None, quiet: bool, **flags: Any) -> None:
     """Evaluate a model on suites; prints the run directory.
 
@@ -104,7 +73,7 @@ def eval_cmd(suites: tuple[str, ...], data_dirs: tuple[str, ...], image_size: st
     if suites:
         given["suites"] = list(suites)
     if data_dirs:
-        given["data_dir"] = _parse_data_dirs(data_dirs)
+        given["data_dir"] = parse_data_dirs(data_dirs)
     if image_size:
         given["image_size"] = _parse_image_size(image_size)
     settings: dict[str, Any] = EvalConfig.from_file(config_file) if config_file else {}
@@ -116,9 +85,9 @@ def eval_cmd(suites: tuple[str, ...], data_dirs: tuple[str, ...], image_size: st
     click.echo(str(path))
 
 
-@cli.command("suites")
+@click.command("suites")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def suites_cmd(as_json: bool) -> None:
+def suites_command(as_json: bool) -> None:
     """List the suites with their splits, sizes, sources and scoring notes.
 
     Example: harness suites
@@ -143,10 +112,10 @@ def suites_cmd(as_json: bool) -> None:
     Console().print(table)
 
 
-@cli.command("show")
+@click.command("show")
 @click.argument("run", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json as is.")
-def show_cmd(run: str, as_json: bool) -> None:
+def show_command(run: str, as_json: bool) -> None:
     """Print a run's metrics table.
 
     Example: harness show runs/20261120-101500-tiny-qwen2_5_vl-1a2b
@@ -162,9 +131,9 @@ def show_cmd(run: str, as_json: bool) -> None:
     metrics_table(manifest, metrics)
 
 
-@cli.command("rescore")
+@click.command("rescore")
 @click.argument("run", type=click.Path())
-def rescore_cmd(run: str) -> None:
+def rescore_command(run: str) -> None:
     """Re-extract and re-score every record from its response, then recompute metrics.json.
 
     Example: harness rescore runs/20261120-101500-tiny-qwen2_5_vl-1a2b
@@ -177,14 +146,14 @@ def rescore_cmd(run: str) -> None:
     metrics_table(RunDir(run).read_manifest(), metrics)
 
 
-@cli.command("score")
+@click.command("score")
 @click.option("--suite", required=True, help="Suite whose official output format the file is in.")
 @click.option("--predictions", required=True, type=click.Path(), help="Prediction file (official format).")
 @click.option("--field", type=click.Choice(["extraction", "response"]), default="extraction", show_default=True,
               help="Score the stored extraction (official path) or extract from the raw response.")
 @click.option("--data-dir", help="Local copy of the data set, where the file lacks answer fields.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full JSON, per-item verdicts included.")
-def score_cmd(suite: str, predictions: str, field: str, data_dir: str | None, as_json: bool) -> None:
+def score_command(suite: str, predictions: str, field: str, data_dir: str | None, as_json: bool) -> None:
     """Score an external prediction file in a benchmark's official output format.
 
     Example: harness score --suite mathvista_testmini --predictions output_bard.json --field extraction --json
@@ -199,38 +168,3 @@ def score_cmd(suite: str, predictions: str, field: str, data_dir: str | None, as
         click.echo(json.dumps(result))
     else:
         click.echo(f"{suite}: accuracy {result['accuracy']:.4f} on {result['n']} items")
-
-
-@cli.command("tiny-model")
-@click.argument("out", type=click.Path())
-@click.option("--arch", type=click.Choice(["qwen2_5_vl", "qwen3_vl"]), default="qwen2_5_vl", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-def tiny_model_cmd(out: str, arch: str, seed: int) -> None:
-    """Build a tiny random model of a real Qwen-VL architecture, offline, loadable by from_pretrained.
-
-    Example: harness tiny-model /tmp/tiny-qwen3 --arch qwen3_vl --seed 1
-    """
-    from harness.tiny_model import build_tiny_model
-
-    click.echo(str(build_tiny_model(Path(out), arch=arch, seed=seed)))
-
-
-def _register_commands() -> None:
-    # Training and reports live in their own packages; their modules import nothing heavy at load time.
-    from reports.gate import gate_command
-    from reports.page import report_command
-    from trainers.cli import demo_command, export_command, train_command
-
-    for command in (train_command, export_command, demo_command, report_command, gate_command):
-        cli.add_command(command)
-
-
-_register_commands()
-
-
-def main() -> None:
-    cli(prog_name="harness")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,54 @@
+"""`harness`: the one command line, a thin layer over the libraries. Each command's docstring is its --help.
+
+One module per command group: eval.py (eval, show, rescore, score, suites), models.py (tiny-model,
+export), train.py (train, demo), reports.py (report, gate). The libraries below return values and raise
+HarnessError; this package alone prints and exits. `main` is the console script `harness`:
+
+    harness eval --suite synth_arith --limit 4
+    python -m harness.cli eval --suite synth_arith --limit 4
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from harness.cli.eval import eval_command, rescore_command, score_command, show_command, suites_command
+from harness.cli.models import export_command, tiny_model_command
+from harness.cli.reports import gate_command, report_command
+from harness.cli.train import demo_command, train_command
+from harness.errors import HarnessError
+
+
+class _Group(click.Group):
+    """The one place where an error the user can fix becomes one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vlm-math-harness")
+def cli() -> None:
+    """Evaluate and benchmark vision-language math reasoning checkpoints.
+
+    Example: harness eval --model runs/ckpt --suite mathvista_testmini --data-dir ~/data/MathVista
+    """
+
+
+for _command in (eval_command, suites_command, show_command, rescore_command, score_command,
+                 tiny_model_command, export_command, train_command, demo_command, report_command,
+                 gate_command):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    cli(prog_name="harness")
+
+
+__all__ = ["cli", "main"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import BACKENDS, GenerationParams
+from harness.config_types import check_field_types
 from harness.errors import ConfigError
 from harness.formats import PROMPT_FORMATS
 
@@ -44,6 +45,7 @@ class EvalConfig:
     out: str | None = field(default=None, metadata={"help": "run directory; default runs/<run id>"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # types first: the range checks below compare numbers
         self.validate()
 
     def validate(self) -> None:
@@ -64,11 +66,8 @@ class EvalConfig:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.n_samples > 1 and self.temperature == 0:
             raise ConfigError("n_samples > 1 needs sampling: set a temperature above 0 (e.g. 0.6)")
-        if self.image_size is not None:
-            size = tuple(int(v) for v in self.image_size)
-            if len(size) != 2 or min(size) < 1:
-                raise ConfigError(f"image_size must be two positive integers W,H, got {self.image_size}")
-            self.image_size = size  # type: ignore[assignment]
+        if self.image_size is not None and min(self.image_size) < 1:
+            raise ConfigError(f"image_size must be two positive integers W,H, got {list(self.image_size)}")
 
     def generation(self) -> GenerationParams:
         return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,

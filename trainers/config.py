@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import config as harness_config
+from harness.config_types import check_field_types
 from harness.errors import ConfigError
 from harness.formats import DEFAULT_REWARD_WEIGHTS, PROMPT_FORMATS
 
@@ -116,6 +117,7 @@ class TrainConfig:
     out: str | None = _f(None, "checkpoint directory; default checkpoints/<algo>-<time>")
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # types first: the range checks below compare numbers
         self.validate()
 
     def validate(self) -> None:
@@ -152,11 +154,8 @@ class TrainConfig:
         if set(self.reward_weights) != set(DEFAULT_REWARD_WEIGHTS):
             raise ConfigError(f"reward_weights must give exactly {', '.join(DEFAULT_REWARD_WEIGHTS)}, "
                               f"got {', '.join(self.reward_weights) or 'nothing'}")
-        if self.image_size is not None:
-            size = tuple(int(v) for v in self.image_size)
-            if len(size) != 2 or min(size) < 1:
-                raise ConfigError(f"image_size must be two positive integers W,H, got {self.image_size}")
-            self.image_size = size  # type: ignore[assignment]
+        if self.image_size is not None and min(self.image_size) < 1:
+            raise ConfigError(f"image_size must be two positive integers W,H, got {list(self.image_size)}")
         if not self.suites and not self.dataset:
             raise ConfigError("no training data: name suites or a local dataset")
         self._check_trl_args()

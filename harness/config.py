@@ -13,6 +13,11 @@ from harness.config_types import check_field_types
 from harness.errors import ConfigError
 from harness.formats import PROMPT_FORMATS
 
+QUANTIZATIONS = ("none", "fp8", "bitsandbytes")
+# Engine options of the vllm backend and their defaults; another backend refuses other values.
+VLLM_DEFAULTS: dict[str, Any] = {"max_concurrency": None, "max_model_len": None, "tensor_parallel_size": 1,
+                                 "data_parallel_size": 1, "gpu_memory_utilization": 0.9}
+
 
 @dataclass
 class EvalConfig:
@@ -40,7 +45,19 @@ class EvalConfig:
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
     top_k: int = field(default=0, metadata={"help": "top-k sampling; 0 = off"})
     n_samples: int = field(default=1, metadata={"help": "samples per prompt; accuracy is their mean"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per generate call"})
+    batch_size: int = field(default=8, metadata={"help": "transformers: prompts per generate call (longest "
+                                                 "first); vllm: not used (see max_concurrency)"})
+    ignore_eos: bool = field(default=False, metadata={"help": "always generate max_new_tokens (benchmarks)"})
+    quantization: str = field(default="none", metadata={"help": "none, fp8 (vllm) or bitsandbytes (4-bit; "
+                                                         "= load_in_4bit)"})
+    max_concurrency: int | None = field(default=None, metadata={"help": "vllm: requests in flight at most; "
+                                                                "default: all at once"})
+    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm: share of each GPU's memory "
+                                                                 "the engine takes (weights, KV cache)"})
+    max_model_len: int | None = field(default=None, metadata={"help": "vllm: context length of the engine; "
+                                                              "default: the model's"})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm: GPUs one model copy is split over"})
+    data_parallel_size: int = field(default=1, metadata={"help": "vllm: model copies, each on its own GPUs"})
     seed: int = field(default=0, metadata={"help": "generation and procedural-suite seed"})
     out: str | None = field(default=None, metadata={"help": "run directory; default runs/<run id>"})
 
@@ -57,7 +74,11 @@ class EvalConfig:
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise ConfigError(f"unknown dtype {self.dtype!r}; choose auto, bfloat16, float16 or float32")
         for name, value, low in (("limit", self.limit, 1), ("max_new_tokens", self.max_new_tokens, 1),
-                                 ("n_samples", self.n_samples, 1), ("batch_size", self.batch_size, 1)):
+                                 ("n_samples", self.n_samples, 1), ("batch_size", self.batch_size, 1),
+                                 ("max_concurrency", self.max_concurrency, 1),
+                                 ("max_model_len", self.max_model_len, 1),
+                                 ("tensor_parallel_size", self.tensor_parallel_size, 1),
+                                 ("data_parallel_size", self.data_parallel_size, 1)):
             if value is not None and value < low:
                 raise ConfigError(f"{name} must be at least {low}, got {value}")
         if self.temperature < 0:
@@ -66,12 +87,51 @@ class EvalConfig:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.n_samples > 1 and self.temperature == 0:
             raise ConfigError("n_samples > 1 needs sampling: set a temperature above 0 (e.g. 0.6)")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.quantization not in QUANTIZATIONS:
+            raise ConfigError(f"unknown quantization {self.quantization!r}; choose one of: {', '.join(QUANTIZATIONS)}")
+        if self.load_in_4bit and self.quantization not in ("none", "bitsandbytes"):
+            raise ConfigError(f"load_in_4bit is bitsandbytes quantization; it contradicts quantization "
+                              f"{self.quantization!r}")
+        if self.backend != "vllm":
+            engine_only = {k: v for k, v in (("max_concurrency", self.max_concurrency),
+                                             ("max_model_len", self.max_model_len),
+                                             ("tensor_parallel_size", self.tensor_parallel_size),
+                                             ("data_parallel_size", self.data_parallel_size),
+                                             ("gpu_memory_utilization", self.gpu_memory_utilization))
+                           if v != VLLM_DEFAULTS[k]}
+            if engine_only:
+                raise ConfigError(f"{', '.join(engine_only)} apply to the vllm backend only (backend is "
+                                  f"{self.backend})")
+            if self.quantization == "fp8":
+                raise ConfigError("fp8 quantization needs the vllm backend; the transformers backend offers "
+                                  "bitsandbytes (4-bit)")
         if self.image_size is not None and min(self.image_size) < 1:
             raise ConfigError(f"image_size must be two positive integers W,H, got {list(self.image_size)}")
 
     def generation(self) -> GenerationParams:
         return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                                top_p=self.top_p, top_k=self.top_k, n=self.n_samples, seed=self.seed)
+                                top_p=self.top_p, top_k=self.top_k, n=self.n_samples, seed=self.seed,
+                                ignore_eos=self.ignore_eos)
+
+    def weight_quantization(self) -> str | None:
+        """The quantization the backend loads with: None, "fp8" or "bitsandbytes" (load_in_4bit is its alias)."""
+        if self.load_in_4bit:
+            return "bitsandbytes"
+        return None if self.quantization == "none" else self.quantization
+
+    def backend_options(self) -> dict[str, Any]:
+        """The keyword options of load_backend(self.backend, self.model, ...) for this config."""
+        options: dict[str, Any] = {"revision": self.revision, "adapter": self.adapter, "dtype": self.dtype}
+        if self.backend == "vllm":
+            options.update(quantization=self.weight_quantization(),
+                           gpu_memory_utilization=self.gpu_memory_utilization,
+                           max_model_len=self.max_model_len, tensor_parallel_size=self.tensor_parallel_size,
+                           data_parallel_size=self.data_parallel_size, seed=self.seed)
+        else:
+            options.update(load_in_4bit=self.weight_quantization() == "bitsandbytes", batch_size=self.batch_size)
+        return options
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -30,9 +30,9 @@ from suites import DEFAULT_SUITES, get_suite
 from suites.base import Item, LoadOptions, Suite, Target
 
 # Settings that must be identical for records of two sessions to belong to one run.
-IDENTITY_KEYS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bit", "suites", "split",
-                 "variant", "image_size", "prompt_format", "limit", "sample_ids", "max_new_tokens", "temperature",
-                 "top_p", "top_k", "n_samples", "seed")
+IDENTITY_KEYS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bit", "quantization", "suites",
+                 "split", "variant", "image_size", "prompt_format", "limit", "sample_ids", "max_new_tokens",
+                 "temperature", "top_p", "top_k", "n_samples", "seed", "ignore_eos")
 
 
 @dataclass
@@ -135,7 +135,7 @@ def open_run(cfg: EvalConfig, plans: list[SuitePlan], resume: bool) -> tuple[Run
         "error": None,
         "harness": provenance.git_state(),
         "model": {"id": cfg.model, "revision": cfg.revision, "adapter": cfg.adapter, "dtype": cfg.dtype,
-                  "quantization": "bnb-4bit" if cfg.load_in_4bit else None},
+                  "quantization": cfg.weight_quantization()},
         "backend": cfg.backend,
         "prompt_format": cfg.prompt_format,
         "generation": cfg.generation().to_dict(),
@@ -212,8 +212,7 @@ def run_eval(cfg: EvalConfig, resume: bool = False, progress: bool = True,
             for plan in plans for item in plan.items]
     todo = [t for t in todo if t[2]]
     if todo and backend is None:
-        backend = load_backend(cfg.backend, cfg.model, revision=cfg.revision, adapter=cfg.adapter,
-                               dtype=cfg.dtype, load_in_4bit=cfg.load_in_4bit, batch_size=cfg.batch_size)
+        backend = load_backend(cfg.backend, cfg.model, **cfg.backend_options())
     if backend is not None:
         manifest["model"].update(backend.describe())
     session = {"started": now(), "finished": None, "n_records": 0, "memory": None}

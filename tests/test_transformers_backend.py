@@ -118,6 +118,37 @@ def test_eos_ends_with_stop_and_counts_the_eos(tiny_dirs):
     backend.close()
 
 
+def test_ignore_eos_forces_the_full_length(tiny_dirs):
+    backend = TransformersBackend(str(tiny_dirs["qwen3_vl"]), device="cpu")
+    torch.nn.init.zeros_(backend.model.lm_head.weight)  # as above: greedy would stop at once
+    completions = backend.generate(MIXED, GenerationParams(max_new_tokens=5, ignore_eos=True))
+    assert [(c.n_output_tokens, c.finish_reason) for c in completions] == [(5, "length")] * 3
+    backend.close()
+
+
+def test_prompt_lengths_match_the_processed_prompts(backend):
+    completions = backend.generate(MIXED, GenerationParams(max_new_tokens=1))
+    assert backend.prompt_lengths(MIXED) == [c.n_prompt_tokens for c in completions]
+
+
+def test_iter_completions_batches_longest_prompts_first(backend):
+    """Batches hold prompts of similar length (little padding); every request is answered once, and
+    greedy answers do not depend on which batch a request landed in."""
+    from harness.backends import iter_completions
+
+    short = [Request(f"t-{i}", [{"role": "user", "content": "x"}]) for i in (1, 3)]
+    requests = [short[0], image_request("i-2", "Which angle is larger here?", 2), short[1],
+                image_request("i-4", "What is the area?")]
+    lengths = backend.prompt_lengths(requests)
+    assert lengths[1] > lengths[3] > lengths[0] == lengths[2]
+    params = GenerationParams(max_new_tokens=4)
+    completions = list(iter_completions(backend, requests, params, batch_size=2))
+    assert [c.request_id for c in completions] == ["i-2", "i-4", "t-1", "t-3"]
+    assert [c.batch_index for c in completions] == [0, 0, 1, 1]
+    alone = {r.request_id: backend.generate([r], params)[0].text for r in requests}
+    assert {c.request_id: c.text for c in completions} == alone
+
+
 def test_parameters_and_inputs_are_checked(backend):
     with pytest.raises(ConfigError, match="temperature"):
         backend.generate(MIXED, GenerationParams(n=2, temperature=0.0))

@@ -1,13 +1,26 @@
-"""The backend protocol: a batch of requests in, completions out. Heavy imports stay in the modules.
+"""The backend protocol: requests in, completions out. Heavy imports stay in the backend modules.
 
 Every backend takes chat messages with images and the generation parameters, and returns, for each
-request, `params.n` completions with token counts, a finish reason and the batch's wall time. Nothing
-else of a backend is visible to the runner, so a vLLM backend (later) slots in beside transformers.
+request, `params.n` completions with token counts, a finish reason and timings. Two shapes exist:
+
+- a batch backend (transformers) has `generate(requests, params) -> list[Completion]`, one static
+  batch per call;
+- a streaming backend (vllm) also has `stream(requests, params, max_concurrency=None)`, which hands
+  every request to its engine (continuous batching picks the real batch) and yields completions as
+  each request finishes, in any order.
+
+The runner and the bench consume any backend the same way:
+
+    for completion in iter_completions(backend, requests, params, batch_size=8):
+        ...  # completions of one request arrive together; requests in any order
+
+Nothing else of a backend is visible to the runner.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -22,6 +35,8 @@ class GenerationParams:
     top_k: int = 0  # 0 = off
     n: int = 1  # samples per prompt (attempts); n > 1 needs temperature > 0
     seed: int = 0
+    # Generate exactly max_new_tokens (benchmarks: a forced output length); end-of-sequence is ignored.
+    ignore_eos: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,7 +59,12 @@ class Completion:
     n_prompt_tokens: int
     n_output_tokens: int
     finish_reason: Literal["stop", "length"]
-    latency_s: float  # wall time of the generate call that produced it (the whole batch)
+    # Batch backends: wall time of the generate call that produced it (the whole batch).
+    # Streaming backends: this request's time from submission to finish (= request_latency_s).
+    latency_s: float
+    ttft_s: float | None = None  # time to first token, where the backend measures it per request
+    request_latency_s: float | None = None  # submission to finish, where measured per request
+    batch_index: int | None = None  # set by iter_completions: the static batch it came from (None: a stream)
 
 
 class Backend(Protocol):
@@ -55,14 +75,52 @@ class Backend(Protocol):
         ...
 
     def describe(self) -> dict[str, Any]:
-        """Model facts for the manifest: id or path, revision, adapter, dtype, quantization, device."""
+        """Model facts for the manifest: id or path, revision, adapter, dtype, quantization, device,
+        and `load_time_s` (model load plus engine start-up, measured)."""
         ...
 
     def memory(self) -> dict[str, Any]:
-        """Peak device memory since load: peak_allocated_mib, peak_reserved_mib (None on CPU)."""
+        """Peak device memory since load, in labelled fields (None where not measured), e.g.
+        transformers: peak_allocated_mib, peak_reserved_mib (torch's counters in this process);
+        vllm: nvml_used_over_baseline_mib, vllm_weights_gib, vllm_kv_cache_gib, kv_cache_peak_usage."""
         ...
 
     def close(self) -> None: ...
+
+
+class StreamingBackend(Backend, Protocol):
+    def stream(self, requests: Sequence[Request], params: GenerationParams,
+               max_concurrency: int | None = None) -> Iterator[Completion]:
+        """Hand the requests to the engine (at most `max_concurrency` in flight when given, like
+        `vllm bench serve --max-concurrency`; all at once otherwise) and yield each request's `params.n`
+        completions as soon as it finishes, in any request order. Completions carry request_latency_s
+        and, where the engine reports it, ttft_s. Stopping the iteration aborts the requests in flight."""
+        ...
+
+
+def iter_completions(backend: Backend, requests: Sequence[Request], params: GenerationParams,
+                     batch_size: int, max_concurrency: int | None = None) -> Iterator[Completion]:
+    """Completions of every request, as they are ready: the one way the runner and the bench consume a
+    backend. A streaming backend gets all requests at once (`max_concurrency` caps those in flight); a
+    batch backend gets static batches of `batch_size`, longest prompts first when it can measure prompt
+    lengths (`prompt_lengths(requests)`), so that a batch holds prompts of similar length and little
+    padding, and an out-of-memory batch shows up at the start. Callers must not rely on the order."""
+    stream = getattr(backend, "stream", None)
+    if stream is not None:
+        yield from stream(requests, params, max_concurrency=max_concurrency)
+        return
+    if batch_size < 1:
+        raise BackendError(f"batch_size must be at least 1, got {batch_size}")
+    order = list(range(len(requests)))
+    prompt_lengths = getattr(backend, "prompt_lengths", None)
+    if prompt_lengths is not None and len(requests) > batch_size:
+        lengths = prompt_lengths(requests)
+        order.sort(key=lambda i: -lengths[i])  # stable: equal lengths keep their order
+    for batch_index, start in enumerate(range(0, len(order), batch_size)):
+        batch = [requests[i] for i in order[start:start + batch_size]]
+        for completion in backend.generate(batch, params):
+            completion.batch_index = batch_index
+            yield completion
 
 
 # name -> "module:factory". The factory takes (model, **options) and returns a Backend.

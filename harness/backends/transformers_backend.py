@@ -172,12 +172,11 @@ class TransformersBackend:
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.model.generation_config.pad_token_id
         self.pad_id = self.pad_id if self.pad_id is not None else self.eos_ids[0]
-        self.load_s = time.perf_counter() - started
         if self.device.startswith("cuda"):
             self._warm_up()
-        if self.device.startswith("cuda"):
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+        self.load_time_s = time.perf_counter() - started  # loading plus the warm-up (engine start)
 
     def _load_model(self, base: _Source, adapter: _Source | None, trust_remote_code: bool):
         from transformers import AutoModelForImageTextToText
@@ -260,6 +259,20 @@ class TransformersBackend:
             completions += self._generate_batch(requests[start:start + self.batch_size], params)
         return completions
 
+    def prompt_lengths(self, requests: list[Request]) -> list[int]:
+        """Each request's prompt token count, without processing pixels: the chat text's tokens plus
+        each image's tokens from its size (iter_completions sorts batches by it)."""
+        image_processor = self.processor.image_processor
+        per_token = image_processor.merge_size ** 2  # patches merged into one image token
+        lengths = []
+        for request in requests:
+            text = self.processor.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+            n_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            for image in request.images:  # the text holds one placeholder per image
+                n_tokens += image_processor.get_number_of_image_patches(image.height, image.width, {}) // per_token - 1
+            lengths.append(n_tokens)
+        return lengths
+
     def _generate_batch(self, batch: list[Request], params: GenerationParams) -> list[Completion]:
         for request in batch:
             if _count_image_parts(request.messages) != len(request.images):
@@ -277,6 +290,8 @@ class TransformersBackend:
         else:
             options.update(do_sample=True, temperature=params.temperature, top_p=params.top_p,
                            top_k=params.top_k, num_return_sequences=params.n)
+        if params.ignore_eos:  # a forced length: end-of-sequence ids are masked until max_new_tokens
+            options["min_new_tokens"] = params.max_new_tokens
         # Seeded from this batch's ids, so its samples do not depend on what ran before it.
         batch_key = "\x1f".join(r.request_id for r in batch).encode()
         torch.manual_seed((params.seed + zlib.crc32(batch_key)) % 2**63)
@@ -299,8 +314,11 @@ class TransformersBackend:
         completions = []
         for row, tokens in enumerate(new_tokens):  # generate repeats each prompt n times in a row
             request_index, attempt = divmod(row, n_attempts)
-            stop_at = next((i for i, token in enumerate(tokens) if token in eos_ids), None)
-            if stop_at is not None:
+            stop_at = None if params.ignore_eos else next(
+                (i for i, token in enumerate(tokens) if token in eos_ids), None)
+            if params.ignore_eos:
+                count, finish = len(tokens), "length"
+            elif stop_at is not None:
                 count, finish = stop_at + 1, "stop"
             else:
                 count, finish = len(tokens), "length"
@@ -334,12 +352,13 @@ class TransformersBackend:
             "quantization": self.quantization,
             "device": self.device,
             "n_parameters": n_parameters,
-            "load_s": round(self.load_s, 3),
+            "load_time_s": round(self.load_time_s, 3),
             # The checkpoint's own generation settings (e.g. repetition_penalty), which apply under ours.
             "generation_defaults": generation_defaults,
         }
 
     def memory(self) -> dict[str, Any]:
+        """torch's peak counters in this process (the model runs here): allocated and reserved MiB."""
         if not self.device.startswith("cuda"):
             return {"peak_allocated_mib": None, "peak_reserved_mib": None, "note": "no CUDA device"}
         return {"peak_allocated_mib": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1),

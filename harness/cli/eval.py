@@ -29,7 +29,8 @@ def _parse_image_size(value: str | None) -> list[int] | None:
 # CLI option -> EvalConfig field, for the options that map one to one.
 _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bit", "split", "variant",
                 "prompt_format", "limit", "max_new_tokens", "temperature", "top_p", "top_k", "n_samples",
-                "batch_size", "seed", "out")
+                "batch_size", "seed", "out", "ignore_eos", "quantization", "max_concurrency",
+                "gpu_memory_utilization", "max_model_len", "tensor_parallel_size", "data_parallel_size")
 
 
 @click.command("eval")
@@ -51,7 +52,16 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
 @click.option("--top-p", type=float, help="Nucleus sampling.")
 @click.option("--top-k", type=int, help="Top-k sampling (0 = off).")
 @click.option("--n-samples", type=int, help="Samples per prompt; accuracy averages them (avg@n).")
-@click.option("--batch-size", type=int, help="Prompts per generate call (default 8).")
+@click.option("--batch-size", type=int, help="transformers: prompts per generate call, longest prompts first "
+              "(default 8). vllm: not used; the engine batches continuously (see --max-concurrency).")
+@click.option("--ignore-eos", is_flag=True, default=None, help="Always generate --max-new-tokens (benchmarks).")
+@click.option("--quantization", type=click.Choice(["none", "fp8", "bitsandbytes"]),
+              help="Weight quantization: fp8 (vllm) or bitsandbytes 4-bit (both backends; = --load-in-4bit).")
+@click.option("--max-concurrency", type=int, help="vllm: requests in flight at most (default: all at once).")
+@click.option("--gpu-memory-utilization", type=float, help="vllm: share of GPU memory the engine takes (0.9).")
+@click.option("--max-model-len", type=int, help="vllm: engine context length (default: the model's).")
+@click.option("--tensor-parallel-size", type=int, help="vllm: GPUs one model copy is split over (1).")
+@click.option("--data-parallel-size", type=int, help="vllm: model copies, one per GPU group (1).")
 @click.option("--seed", type=int, help="Generation and procedural-suite seed.")
 @click.option("--out", help="Run directory (default: runs/<run id>).")
 @click.option("--resume", is_flag=True, help="Finish the run in --out: completed samples are kept.")

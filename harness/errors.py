@@ -1,5 +1,10 @@
 """The harness's one small exception hierarchy. The CLI turns each into one line and exit code 2."""
 
+from __future__ import annotations
+
+import errno
+import os
+
 
 class HarnessError(Exception):
     """Base class: anything the user can fix (bad input, missing files, wrong arguments)."""
@@ -23,3 +28,31 @@ class RunDirError(HarnessError):
 
 class BackendError(HarnessError):
     """A backend is unknown or its optional dependency is not installed."""
+
+
+class LockError(HarnessError):
+    """A run or checkpoint directory is in use by another process (the message names its pid and host)."""
+
+
+class StorageError(HarnessError):
+    """A file cannot be written or read: disk full, permission denied, a file where a folder should be."""
+
+
+# Plain words for the OSErrors a user can act on; strerror says the rest.
+_WHY = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
+        errno.ENOTDIR: "a file stands where a folder is expected", errno.EISDIR: "it is a folder, not a file",
+        errno.EEXIST: "a file of that name exists"}
+
+
+def storage_error(exc: OSError, doing: str, path: str | os.PathLike | None = None) -> StorageError:
+    """One line for an OSError: `cannot <doing> <path>: <why> (<strerror>)`.
+
+        raise storage_error(exc, "write", "runs/x/records.jsonl") from exc
+        # cannot write runs/x/records.jsonl: disk full (No space left on device)
+    """
+    where = path if path is not None else exc.filename
+    why = _WHY.get(exc.errno or 0)
+    detail = exc.strerror or str(exc)
+    text = f"{why} ({detail})" if why and why.lower() != detail.lower() else detail
+    return StorageError(f"cannot {doing}{f' {where}' if where is not None else ''}: {text}")

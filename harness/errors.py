@@ -30,6 +30,10 @@ class BackendError(HarnessError):
     """A backend is unknown or its optional dependency is not installed."""
 
 
+class ItemsFailedError(HarnessError):
+    """A run finished, but most items of a suite failed (images missing, undecodable): its status is error."""
+
+
 class LockError(HarnessError):
     """A run or checkpoint directory is in use by another process (the message names its pid and host)."""
 

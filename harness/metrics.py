@@ -1,8 +1,16 @@
 """Metrics, recomputed from records (and the manifest's run-level measurements) only.
 
 Accuracy with n samples per prompt is pass@1 averaged over the samples (avg@n): each item's mean
-correctness, averaged over items. The 95% interval is Wilson's for one sample per item, and a normal
-interval on the item means (the items are the independent units) when there are several.
+correctness, averaged over items. The 95% interval is Wilson's. With one sample per item its n is the
+number of items; with several it is the effective sample size of the clustered attempts (Korn and
+Graubard's design-effect correction: attempts at one item are correlated, so n_eff = items x
+p(1-p) / variance of the item means, kept between the number of items and the number of attempts).
+When every attempt is right or every attempt is wrong the variance says nothing, and n_eff is the
+number of items: the interval stays honest (0 of 200 items x 2 attempts gives 0.0-1.9%, not 0.0-0.0).
+
+`completeness` says whether the records are all there: items and records expected and present,
+duplicated records (a key written twice) and errored items. Metrics are computed on the first record
+of each key, so a duplicated run's numbers count each sample once.
 """
 
 from __future__ import annotations
@@ -13,29 +21,34 @@ from typing import Any
 
 import numpy as np
 
+from harness.runstore import first_of_each_key
+
 METRICS_SCHEMA_VERSION = 1
 Z95 = 1.959963984540054
 
 
-def wilson_interval(successes: float, n: int, z: float = Z95) -> list[float]:
+def wilson_interval(successes: float, n: float, z: float = Z95) -> list[float]:
     if n == 0:
         return [0.0, 0.0]
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)  # exact ends, not rounding noise
+    return [low, 1.0 if successes >= n else min(1.0, centre + half)]
 
 
 def accuracy_interval(item_means: list[float], attempts_per_item: int) -> list[float]:
     n = len(item_means)
     if n == 0:
         return [0.0, 0.0]
-    if attempts_per_item == 1:
-        return wilson_interval(sum(item_means), n)
-    mean = float(np.mean(item_means))
-    se = float(np.std(item_means, ddof=1)) / math.sqrt(n) if n > 1 else 0.0
-    return [max(0.0, mean - Z95 * se), min(1.0, mean + Z95 * se)]
+    p = float(np.mean(item_means))
+    n_eff = float(n)
+    if attempts_per_item > 1 and 0 < p < 1 and n > 1:
+        variance = float(np.var(item_means, ddof=1))
+        n_eff = n * attempts_per_item if variance == 0 else n * p * (1 - p) / variance
+        n_eff = min(max(n_eff, n), n * attempts_per_item)
+    return wilson_interval(p * n_eff, n_eff)  # type: ignore[arg-type]
 
 
 def _rate(values: list[bool]) -> float | None:
@@ -144,9 +157,38 @@ def memory(manifest: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def completeness(records: list[dict[str, Any]], manifest: dict[str, Any]) -> dict[str, Any]:
+    """Are all records there, once each? Totals and per suite; `complete` is true when every expected
+    record is present exactly once. `errored` counts items whose records carry an error."""
+    attempts = int((manifest.get("generation") or {}).get("n") or 1)
+    keys = Counter((r["suite"], r["sample_id"], r["attempt"]) for r in records)
+    suites = {}
+    for entry in manifest.get("suites", []):
+        name = entry["name"]
+        mine = [k for k in keys if k[0] == name]
+        present = len({k[1] for k in mine})
+        expected = entry.get("n_items", present)  # a hand-made manifest without counts expects what is there
+        suites[name] = {
+            "items_expected": expected,
+            "items_present": present,
+            "records_expected": expected * attempts,
+            "records_present": len(mine),
+            "duplicated": sum(keys[k] - 1 for k in mine),
+            "errored": len({r["sample_id"] for r in records if r["suite"] == name and r.get("error") is not None}),
+        }
+    totals = {field: sum(s[field] for s in suites.values()) for field in (
+        "items_expected", "items_present", "records_expected", "records_present", "duplicated", "errored")}
+    stray = sum(1 for k in keys if k[0] not in suites)
+    complete = (totals["records_present"] == totals["records_expected"] and totals["duplicated"] == 0
+                and not stray)
+    return {"complete": complete, **totals, "suites": suites}
+
+
 def compute_metrics(records: list[dict[str, Any]], manifest: dict[str, Any],
                     suite_specs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> dict[str, Any]:
     """suite_specs: suite name -> (breakdown fields, multi-label fields)."""
+    state = completeness(records, manifest)
+    records = first_of_each_key(records)
     by_suite = _group(records, lambda r: r["suite"])
     suites = {}
     for name in [s["name"] for s in manifest.get("suites", [])] or sorted(by_suite):
@@ -155,6 +197,7 @@ def compute_metrics(records: list[dict[str, Any]], manifest: dict[str, Any],
     return {
         "schema_version": METRICS_SCHEMA_VERSION,
         "run_id": manifest.get("run_id"),
+        "completeness": state,
         "suites": suites,
         "throughput": throughput(records),
         "memory": memory(manifest),

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +22,21 @@ from harness import provenance
 from harness.backends import Backend, Completion, Request, load_backend
 from harness.config import EvalConfig, field_defaults
 from harness.contamination import checkpoint_entry
-from harness.errors import ConfigError, HarnessError, RunDirError
+from harness.dirlock import DirLock
+from harness.errors import ConfigError, DataError, RunDirError, StorageError, storage_error
 from harness.formats import PROMPT_FORMATS, PromptFormat
-from harness.images import decode, save_thumbnail, thumbnail_name
+from harness.images import ImageDecodeError, decode, save_thumbnail, thumbnail_name
+from harness.progress import Progress, ProgressMode
 from harness.prompts import messages, prompt_sha256, prompt_text
+from harness.run_lifecycle import (
+    MAX_FAILED_SHARE,
+    claimed_run_dir,
+    finalize,
+    incomplete_message,
+    now,
+    repair,
+    suite_specs,
+)
 from harness.runstore import MANIFEST_SCHEMA_VERSION, RunDir, record_key
 from harness.scoring import failed_judgement, judge
 from suites import DEFAULT_SUITES, get_suite
@@ -54,10 +67,6 @@ class SuitePlan:
                 "n_items": len(self.items), "content_sha256": self.content_sha256()}
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def plan_suites(cfg: EvalConfig) -> list[SuitePlan]:
     names = cfg.suites or list(DEFAULT_SUITES)
     suites = [get_suite(n) for n in names]
@@ -81,7 +90,13 @@ def plan_suites(cfg: EvalConfig) -> list[SuitePlan]:
                 raise ConfigError(f"suite {suite.name} {split} has no sample id(s) {', '.join(unknown[:5])}")
             keep = set(wanted)
             items = [item for item in items if item.sample_id in keep]
-        plans.append(SuitePlan(suite, split, items[: cfg.limit] if cfg.limit else items))
+        plan = SuitePlan(suite, split, items[: cfg.limit] if cfg.limit else items)
+        broken = [item for item in plan.items if item.error is not None]
+        if plan.items and len(broken) > MAX_FAILED_SHARE * len(plan.items):
+            # Nothing to evaluate: say so before any model loads or any run is written.
+            raise DataError(f"{len(broken)} of {len(plan.items)} items of {suite.name} {split} cannot be "
+                            f"evaluated; first: {broken[0].sample_id}: {broken[0].error}")
+        plans.append(plan)
     return plans
 
 
@@ -112,21 +127,14 @@ def check_resumable(manifest: dict[str, Any], cfg: EvalConfig, plans: list[Suite
             raise RunDirError(f"cannot resume: the items of suite {plan.suite.name} changed since the run began")
 
 
-def open_run(cfg: EvalConfig, plans: list[SuitePlan], resume: bool) -> tuple[RunDir, dict[str, Any]]:
-    out = Path(cfg.out) if cfg.out else None
+def open_run(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: str,
+             resume: bool) -> dict[str, Any]:
+    """The manifest: the stored one on resume (checked against the settings), else a new one."""
     if resume:
-        if out is None or not RunDir(out).exists():
-            raise RunDirError(f"--resume needs --out pointing at an existing run directory (got {out})")
-        run = RunDir(out)
         manifest = run.read_manifest()
         check_resumable(manifest, cfg, plans)
-        run.repair_tail()
-        return run, manifest
-    run_id = new_run_id(cfg.model or "model")
-    run = RunDir(out or Path("runs") / run_id)
-    if run.exists():
-        raise RunDirError(f"{run.path} already holds a run; pass --resume to finish it, or choose another --out")
-    manifest = {
+        return manifest
+    return {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "run_id": run_id,
         "created": now(),
@@ -147,8 +155,7 @@ def open_run(cfg: EvalConfig, plans: list[SuitePlan], resume: bool) -> tuple[Run
         "packages": provenance.package_versions(),
         "hardware": provenance.platform_info(),
         "measurements": {"sessions": []},
-    }
-    return run, manifest  # written by the caller once the model has loaded: a bad model leaves no run
+    }  # written by the caller once the model has loaded: a bad model leaves no run
 
 
 def base_record(item: Item) -> dict[str, Any]:
@@ -177,50 +184,53 @@ def score_record(record: dict[str, Any], suite: Suite, fmt: PromptFormat) -> dic
     return record
 
 
-class _Progress:
-    """A rich progress bar on a terminal; silent otherwise (logs stay clean in CI)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.bar = None
-        if enabled and total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), transient=False)
-            self.task = self.bar.add_task("evaluating", total=total)
-            self.bar.start()
-
-    def advance(self, n: int, description: str) -> None:
-        if self.bar:
-            self.bar.update(self.task, advance=n, description=description)
-
-    def close(self) -> None:
-        if self.bar:
-            self.bar.stop()
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
-def run_eval(cfg: EvalConfig, resume: bool = False, progress: bool = True,
-             backend: Backend | None = None) -> Path:
-    """Run (or finish, with resume) an evaluation and return its run directory."""
+def run_eval(cfg: EvalConfig, resume: bool = False, progress: ProgressMode | bool = "auto",
+             backend: Backend | None = None, echo: Callable[[str], None] | None = None) -> Path:
+    """Run (or finish, with resume) an evaluation and return its run directory.
+
+    progress: "auto" (a bar on a terminal, else log lines), "bar", "log" (a line every tenth of the work
+    or 30 s, with rate and ETA) or "off"; echo takes notes and log lines (default: stderr). The run directory is locked for the whole call: a second
+    writer gets a LockError. Raises ItemsFailedError (after writing the run, status error) when more
+    than half the items of a suite failed, StorageError when a file cannot be written.
+    """
+    echo = echo or _stderr
     plans = plan_suites(cfg)  # data problems surface before any model is built or loaded
     cfg = resolve_model(cfg)
+    run_id = new_run_id(cfg.model or "model")
+    out = Path(cfg.out) if cfg.out else Path("runs") / run_id
+    with claimed_run_dir(out, resume, echo) as run:
+        return _run_locked(cfg, plans, run, run_id, resume, progress, backend, echo)
+
+
+def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: str, resume: bool,
+                progress: ProgressMode | bool, backend: Backend | None, echo: Callable[[str], None]) -> Path:
     fmt = PROMPT_FORMATS[cfg.prompt_format]
-    run, manifest = open_run(cfg, plans, resume)
+    manifest = open_run(cfg, plans, run, run_id, resume)
+    repaired = repair(run, manifest, echo) if resume else {}
     done = {record_key(r) for r in run.iter_records()}
     params = cfg.generation()
     todo = [(plan, item, [a for a in range(params.n) if (item.suite, item.sample_id, a) not in done])
             for plan in plans for item in plan.items]
     todo = [t for t in todo if t[2]]
-    if todo and backend is None:
+    if not todo:  # a resume with nothing left to generate adds no session
+        if manifest["status"] == "finished" and run.metrics_path.is_file() and not any(repaired.values()):
+            echo(f"{run.path}: the run is already finished; nothing to do")
+            return run.path
+        finalize(run, manifest)
+        return run.path
+    if backend is None:
         backend = load_backend(cfg.backend, cfg.model, **cfg.backend_options())
-    if backend is not None:
-        manifest["model"].update(backend.describe())
+    manifest["model"].update(backend.describe())
     session = {"started": now(), "finished": None, "n_records": 0, "memory": None}
     manifest["measurements"]["sessions"].append(session)
     manifest["status"], manifest["error"], manifest["finished"] = "running", None, None
     run.write_manifest(manifest)
     session_index = len(manifest["measurements"]["sessions"]) - 1
-    bar = _Progress(len(todo), progress)
+    bar = Progress(len(todo), progress, echo)
     from harness.gpu_memory import NvmlSampler
 
     try:
@@ -232,23 +242,38 @@ def run_eval(cfg: EvalConfig, resume: bool = False, progress: bool = True,
                 run.append_records(records)
                 session["n_records"] += len(records)
                 bar.advance(len(chunk), chunk[-1][0].suite.name)
-            mem = dict(backend.memory()) if backend is not None else {}
+            mem = dict(backend.memory())
             mem["nvml_peak_used_mib"] = sampler.peak_used_mib
             if sampler.peak_used_mib is None and getattr(sampler, "note", None):
                 mem.setdefault("note", sampler.note)
             session["memory"] = mem
     except BaseException as exc:
         bar.close()
-        session["finished"] = now()
-        manifest["status"] = "error"
-        manifest["error"] = {"type": type(exc).__name__, "message": str(exc),
-                             "traceback": traceback.format_exc()}
-        run.write_manifest(manifest)
-        raise
+        raise _record_failure(run, manifest, session, exc) from exc
     bar.close()
     session["finished"] = now()
-    finalize(run, manifest)
+    try:
+        finalize(run, manifest)
+    except StorageError as exc:  # metrics or manifest not written (disk full): say so in the manifest
+        raise _record_failure(run, manifest, session, exc) from exc
     return run.path
+
+
+def _record_failure(run: RunDir, manifest: dict[str, Any], session: dict[str, Any],
+                    exc: BaseException) -> BaseException:
+    """Mark the manifest `error` with the reason; returns the exception to raise (OSErrors become one line)."""
+    if isinstance(exc, OSError):
+        exc = storage_error(exc, "evaluate into", run.path)
+    session["finished"] = now()
+    manifest["status"] = "error"
+    manifest["error"] = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+    try:
+        run.write_manifest(manifest)
+    except StorageError as again:
+        if isinstance(exc, StorageError):  # disk still full: say that the manifest could not record it
+            return StorageError(f"{exc}; the manifest could not record this either, it still says running "
+                                f"({again})")
+    return exc
 
 
 def _run_batch(chunk, fmt: PromptFormat, params, backend: Backend | None, run: RunDir, batch_id: str,
@@ -263,10 +288,11 @@ def _run_batch(chunk, fmt: PromptFormat, params, backend: Backend | None, run: R
         if item.error is None and item.image_bytes is not None:
             try:
                 image = decode(item.image_bytes, image_size)
+            except ImageDecodeError as exc:  # a corrupt image fails this sample, not the run
+                rec["error"] = f"image {item.image_source or '(inline)'} could not be decoded: {exc}"
+            else:  # a thumbnail that cannot be written (disk full) stops the run: StorageError
                 rec["image"] = save_thumbnail(image, run.images_dir, thumbnail_name(item.suite, item.sample_id))
                 images = [image]
-            except Exception as exc:  # noqa: BLE001 -- a corrupt image fails this sample, not the run
-                rec["error"] = f"image could not be decoded: {type(exc).__name__}: {exc}"
         text = prompt_text(item, suite, fmt)
         rec["prompt_sha256"] = prompt_sha256(text + (f"\n[resize {image_size}]" if image_size else ""),
                                              item.image_bytes)
@@ -292,42 +318,26 @@ def _run_batch(chunk, fmt: PromptFormat, params, backend: Backend | None, run: R
     return records
 
 
-def finalize(run: RunDir, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Recompute metrics from the records and close the manifest."""
-    records = run.read_records()
-    expected = sum(s["n_items"] for s in manifest["suites"]) * manifest["generation"]["n"]
-    if len(records) != expected:
-        raise RunDirError(f"{run.path}: {len(records)} records, expected {expected}; resume the run to finish it")
-    metrics = metrics_mod.compute_metrics(records, manifest, suite_specs(manifest))
-    run.write_metrics(metrics)
-    manifest["status"] = "finished"
-    manifest["finished"] = now()
-    run.write_manifest(manifest)
-    return metrics
+def rescore(path: str | Path, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Re-extract and re-score every record from its response with today's scorers; rewrite metrics.
 
-
-def suite_specs(manifest: dict[str, Any]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
-    out = {}
-    for entry in manifest.get("suites", []):
-        try:
-            suite = get_suite(entry["name"])
-        except HarnessError:
-            continue
-        out[entry["name"]] = (suite.breakdowns, suite.multi_label)
-    return out
-
-
-def rescore(path: str | Path) -> dict[str, Any]:
-    """Re-extract and re-score every record from its response with today's scorers; rewrite metrics."""
+    The run is locked meanwhile. An unfinished or duplicated run is rescored too, but its metrics say
+    `complete: false` and echo says why; nothing is repaired here (resume does that)."""
     run = RunDir(path)
-    manifest = run.read_manifest()
-    fmt = PROMPT_FORMATS[manifest["prompt_format"]]
-    records = run.read_records()
-    suites = {name: get_suite(name) for name in {r["suite"] for r in records}}
-    for r in records:
-        score_record(r, suites[r["suite"]], fmt)
-    run.rewrite_records(records)
-    metrics = metrics_mod.compute_metrics(records, manifest, suite_specs(manifest))
-    metrics["rescored"] = now()
-    run.write_metrics(metrics)
+    run.read_manifest()  # a missing or wrong-shaped manifest: one line, before taking the lock
+    with DirLock(run.path, "run directory"):
+        manifest = run.read_manifest()
+        fmt = PROMPT_FORMATS[manifest["prompt_format"]]
+        records = run.read_records()
+        suites = {name: get_suite(name) for name in {r["suite"] for r in records}}
+        for r in records:
+            score_record(r, suites[r["suite"]], fmt)
+        run.rewrite_records(records)
+        metrics = metrics_mod.compute_metrics(records, manifest, suite_specs(manifest))
+        metrics["rescored"] = now()
+        run.write_metrics(metrics)
+    state = metrics["completeness"]
+    if not state["complete"] and echo:
+        echo(f"warning: {incomplete_message(run.path, state)}: the metrics are partial (complete: false); "
+             f"finish the run with harness eval --out {run.path} --resume")
     return metrics

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.errors import RunDirError
+from harness.errors import RunDirError, storage_error
 
 MANIFEST_SCHEMA_VERSION = 1
 RECORD_KEYS = (
@@ -24,13 +24,24 @@ RECORD_KEYS = (
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write aside and rename; on any failure (disk full, ...) the old file stays and no .tmp is left."""
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(exc, "write", path) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path) -> Any:
@@ -40,6 +51,42 @@ def read_json(path: Path) -> Any:
         raise RunDirError(f"{path.name} not found in {path.parent}: not a run directory") from None
     except json.JSONDecodeError as exc:
         raise RunDirError(f"{path} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise storage_error(exc, "read", path) from exc
+
+
+# The manifest keys a reader relies on, with their JSON types: anything else is a wrong-shaped file.
+MANIFEST_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "run_id": str, "status": str, "prompt_format": str, "generation": dict, "suites": list, "config": dict,
+    "model": dict, "measurements": dict}
+SUITE_ENTRY_SHAPE: dict[str, type | tuple[type, ...]] = {"name": str, "n_items": int, "content_sha256": str}
+
+
+def check_manifest_shape(manifest: Any, path: Path) -> None:
+    """One line naming the first key that is missing or of the wrong type."""
+    def kind(value: Any) -> str:
+        return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+                bool: "true/false", type(None): "null"}.get(type(value), type(value).__name__)
+
+    if not isinstance(manifest, dict):
+        raise RunDirError(f"{path} holds {kind(manifest)}, not a run manifest (an object)")
+    problems = [f"{key} is {kind(manifest[key]) if key in manifest else 'missing'}"
+                for key, want in MANIFEST_SHAPE.items()
+                if key not in manifest or not isinstance(manifest[key], want)]
+    if not problems:
+        for i, entry in enumerate(manifest["suites"]):
+            if not isinstance(entry, dict):
+                problems.append(f"suites[{i}] is {kind(entry)}")
+                continue
+            problems += [f"suites[{i}].{key} is {kind(entry[key]) if key in entry else 'missing'}"
+                         for key, want in SUITE_ENTRY_SHAPE.items()
+                         if key not in entry or not isinstance(entry[key], want)]
+        if not isinstance(manifest["generation"].get("n"), int):
+            problems.append("generation.n is missing")
+        if not isinstance(manifest["measurements"].get("sessions"), list):
+            problems.append("measurements.sessions is missing")
+    if problems:
+        raise RunDirError(f"{path} is not a valid run manifest: {'; '.join(problems[:3])}")
 
 
 class RunDir:
@@ -56,14 +103,14 @@ class RunDir:
 
     def read_manifest(self) -> dict[str, Any]:
         manifest = read_json(self.manifest_path)
-        version = manifest.get("schema_version")
-        if version != MANIFEST_SCHEMA_VERSION:
+        version = manifest.get("schema_version") if isinstance(manifest, dict) else None
+        if isinstance(manifest, dict) and version != MANIFEST_SCHEMA_VERSION:
             raise RunDirError(f"{self.manifest_path}: schema version {version!r} is not supported "
                               f"(this harness reads version {MANIFEST_SCHEMA_VERSION})")
+        check_manifest_shape(manifest, self.manifest_path)
         return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.manifest_path, manifest)
 
     # --- records --------------------------------------------------------------------------------
@@ -71,14 +118,24 @@ class RunDir:
         """Every complete record; a torn final line (a crash mid-write) is skipped."""
         if not self.records_path.exists():
             return
-        with open(self.records_path, "rb") as f:
+        try:
+            f = open(self.records_path, "rb")  # noqa: SIM115 -- closed by the with below; only open() is guarded
+        except OSError as exc:
+            raise storage_error(exc, "read", self.records_path) from exc
+        with f:
             for lineno, raw in enumerate(f, 1):
                 if not raw.endswith(b"\n"):
                     return  # torn tail: repaired by repair_tail() before appending
                 try:
-                    yield json.loads(raw)
+                    record = json.loads(raw)
                 except json.JSONDecodeError as exc:
                     raise RunDirError(f"{self.records_path}:{lineno} is not valid JSON ({exc})") from None
+                if not isinstance(record, dict):
+                    raise RunDirError(f"{self.records_path}:{lineno} is not a record (a JSON object)")
+                missing = [k for k in ("suite", "sample_id", "attempt") if k not in record]
+                if missing:
+                    raise RunDirError(f"{self.records_path}:{lineno} lacks {', '.join(missing)}")
+                yield record
 
     def read_records(self) -> list[dict[str, Any]]:
         return list(self.iter_records())
@@ -87,29 +144,45 @@ class RunDir:
         """Cut a torn final line left by a crash; returns the number of bytes removed."""
         if not self.records_path.exists():
             return 0
-        data = self.records_path.read_bytes()
-        keep = data.rfind(b"\n") + 1
-        if keep == len(data):
-            return 0
-        with open(self.records_path, "r+b") as f:
-            f.truncate(keep)
+        try:
+            data = self.records_path.read_bytes()
+            keep = data.rfind(b"\n") + 1
+            if keep == len(data):
+                return 0
+            os.truncate(self.records_path, keep)
+        except OSError as exc:
+            raise storage_error(exc, "repair", self.records_path) from exc
         return len(data) - keep
 
     def append_records(self, records: list[dict[str, Any]]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.records_path, "a") as f:
-            f.writelines(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
-            f.flush()
-            os.fsync(f.fileno())
+        """Append one batch; if the write fails (disk full), the batch is cut off again, all of it."""
+        data = "".join(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
+        size = self.records_path.stat().st_size if self.records_path.exists() else 0
+        try:
+            with open(self.records_path, "a", encoding="utf-8") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            try:
+                os.truncate(self.records_path, size)  # no torn line, and the space is free again
+            except OSError:
+                pass  # repair_tail() cuts a torn line when the run is resumed
+            raise storage_error(exc, "write", self.records_path) from exc
 
     def rewrite_records(self, records: list[dict[str, Any]]) -> None:
-        """Replace all records at once (rescore): written aside, then renamed."""
-        tmp = self.records_path.with_name("records.jsonl.tmp")
-        with open(tmp, "w") as f:
-            f.writelines(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.records_path)
+        """Replace all records at once (rescore, repair): written aside, then renamed."""
+        write_text_atomic(self.records_path, "".join(json.dumps(record, ensure_ascii=False, default=str) + "\n"
+                                                     for record in records))
+
+    def drop_duplicates(self) -> int:
+        """Keep the first record of each (suite, sample_id, attempt); returns how many were dropped.
+        Two writers without a lock (before runs were locked) could leave a key twice."""
+        records = self.read_records()
+        kept = first_of_each_key(records)
+        if len(kept) != len(records):
+            self.rewrite_records(kept)
+        return len(records) - len(kept)
 
     # --- metrics --------------------------------------------------------------------------------
     def write_metrics(self, metrics: dict[str, Any]) -> None:
@@ -121,3 +194,15 @@ class RunDir:
 
 def record_key(record: dict[str, Any]) -> tuple[str, str, int]:
     return record["suite"], record["sample_id"], record["attempt"]
+
+
+def first_of_each_key(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records in file order, without later repeats of a (suite, sample_id, attempt)."""
+    seen: set[tuple[str, str, int]] = set()
+    out = []
+    for record in records:
+        key = record_key(record)
+        if key not in seen:
+            seen.add(key)
+            out.append(record)
+    return out

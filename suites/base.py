@@ -32,6 +32,7 @@ class Item:
     precision: int | None = None  # decimal places for float answers (MathVista)
     query: str | None = None  # the data set's own prompt, used by the `official` prompt format
     image_bytes: bytes | None = None  # encoded image exactly as the data set ships it (decoded lazily)
+    image_source: str | None = None  # where the image came from (a file path or a field), for error messages
     meta: dict[str, Any] = field(default_factory=dict)  # breakdown fields (task, skills, level, ...)
     error: str | None = None  # a malformed item: recorded as a failed sample, never dropped
 

@@ -162,7 +162,13 @@ def _item_from_row(index: int, row: Any, image_roots: tuple[Path, ...]) -> Item:
         gold, meta["official_answer"] = next(iter(letters)), answer
     return Item(suite=SUITE_NAME, sample_id=sample_id, question=body, gold=gold,
                 answer_type="multi_choice" if multi_choice else "expression", choices=choices,
-                query=query, image_bytes=image_bytes, meta=meta, error=image_error)
+                query=query, image_bytes=image_bytes, image_source=_image_source(row.get("image")), meta=meta,
+                error=image_error)
+
+
+def _image_source(cell: Any) -> str | None:
+    path = cell.get("path") if isinstance(cell, dict) else cell
+    return str(path) if path else ("image field" if cell else None)
 
 
 def question_text(item: Item) -> str:

@@ -143,7 +143,7 @@ def _item_from_row(row: dict[str, Any], image_bytes: bytes | None, image_error: 
             answer_type="multi_choice" if question_type == "multi_choice" else (
                 official_type if official_type in ("integer", "float", "list") else "text"),
             choices=choices, unit=row.get("unit") or None, precision=_precision(row.get("precision")),
-            image_bytes=image_bytes,
+            image_bytes=image_bytes, image_source=str(row.get("image") or "decoded_image field"),
             meta={"question_type": question_type, "answer_type": official_type, **metadata},
             error=image_error,
         )

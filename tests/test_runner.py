@@ -113,23 +113,28 @@ def _png(color):
 
 
 def test_bad_items_become_error_records(tmp_path, monkeypatch):
-    items = [Item("broken", "ok", "1+1?", "2", "integer", image_bytes=_png("red")),
-             Item("broken", "corrupt", "1+2?", "3", "integer", image_bytes=b"not an image"),
-             Item("broken", "malformed", "", "", "integer", error="row has no answer")]
-    base = SUITES["synth_arith"]
-    suite = Suite(name="broken", version="1", description="", source="test", splits={"test": 3},
-                  default_split="test", load=lambda opts: items, question_text=lambda i: i.question,
-                  score=base.score)
-    monkeypatch.setitem(SUITES, "broken", suite)
+    items = [Item("broken", f"ok{i}", "1+1?", "2", "integer", image_bytes=_png("red")) for i in range(3)]
+    items += [Item("broken", "corrupt", "1+2?", "3", "integer", image_bytes=b"not an image",
+                   image_source="images/corrupt.png"),
+              Item("broken", "malformed", "", "", "integer", error="row has no answer")]
+    monkeypatch.setitem(SUITES, "broken", _suite("broken", items))
     backend = ScriptedBackend(lambda r, a: "<REASONING>r</REASONING><SOLUTION>2</SOLUTION>")
     path = run_eval(cfg(tmp_path, suites=["broken"]), backend=backend, progress=False)
     records = {r["sample_id"]: r for r in RunDir(path).read_records()}
-    assert backend.requests_seen == ["broken/ok"]
-    assert records["ok"]["correct"] and records["ok"]["error"] is None
-    assert "could not be decoded" in records["corrupt"]["error"] and not records["corrupt"]["correct"]
+    assert backend.requests_seen == ["broken/ok0", "broken/ok1", "broken/ok2"]
+    assert records["ok0"]["correct"] and records["ok0"]["error"] is None
+    assert records["corrupt"]["error"] == ("image images/corrupt.png could not be decoded: not a known image "
+                                           "format (12 bytes starting b'not an i')")
+    assert not records["corrupt"]["correct"]
     assert records["malformed"]["error"] == "row has no answer" and records["malformed"]["response"] is None
     m = RunDir(path).read_metrics()["suites"]["broken"]
-    assert m["n"] == 3 and m["errors"] == 2 and m["accuracy"] == pytest.approx(1 / 3)
+    assert m["n"] == 5 and m["errors"] == 2 and m["accuracy"] == pytest.approx(3 / 5)
+
+
+def _suite(name, items):
+    return Suite(name=name, version="1", description="", source="test", splits={"test": len(items)},
+                 default_split="test", load=lambda opts: items, question_text=lambda i: i.question,
+                 score=SUITES["synth_arith"].score)
 
 
 def test_rescore_recomputes_from_responses(tmp_path):

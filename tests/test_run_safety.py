@@ -87,8 +87,8 @@ def test_rescore_of_an_unfinished_run_says_so_and_marks_metrics_partial(tmp_path
     run = RunDir(tmp_path / "run")
     notes: list[str] = []
     metrics = rescore(run.path, echo=notes.append)
-    assert notes == [f"warning: {run.path}: 4 of 12 records present: the metrics are partial (complete: false); "
-                     f"finish the run with harness eval --out {run.path} --resume"]
+    assert notes == [(f"warning: {run.path}: 4 of 12 records present: the metrics are partial (complete: false); "
+                     f"finish the run with harness eval --out {run.path} --resume")]
     assert metrics["completeness"]["complete"] is False and run.read_metrics() == metrics
     assert metrics["completeness"]["items_present"] == 4 and metrics["completeness"]["items_expected"] == 12
     assert sum(keys(run).values()) == 4 and not leftovers(run.path)
@@ -210,7 +210,7 @@ def small_tmpfs(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
+                                           capture_output=True, check=False).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root); the patched-writer tests cover disk full")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -244,8 +244,8 @@ def test_output_location_problems_are_one_line_before_the_model_loads(tmp_path):
     model_dir.mkdir()
     (model_dir / "config.json").write_text("{}")
     cases = [(a_file, f"{a_file} is a file, not a run directory; choose another --out"),
-             (a_file / "run", f"cannot create the run directory {a_file / 'run'}: a file stands where a folder "
-                              "is expected (Not a directory)"),
+             (a_file / "run", (f"cannot create the run directory {a_file / 'run'}: a file stands where a folder "
+                              "is expected (Not a directory)")),
              (model_dir, f"{model_dir} is not empty and holds no run (config.json); choose a new or empty --out")]
     for out, message in cases:
         with pytest.raises((RunDirError, StorageError)) as err:  # the model does not exist: never reached
@@ -263,8 +263,8 @@ def test_a_model_that_fails_to_load_leaves_no_run_directory(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("[]", "holds a list, not a run manifest (an object)"),
     ('{"schema_version": 1}', "is not a valid run manifest: run_id is missing; status is missing"),
-    ('{"schema_version": 1, "run_id": "r", "status": "finished", "prompt_format": "boxed", "generation": {"n": 1},'
-     ' "suites": "synth_arith", "config": {}, "model": {}, "measurements": {"sessions": []}}',
+    (('{"schema_version": 1, "run_id": "r", "status": "finished", "prompt_format": "boxed", "generation": {"n": 1},'
+     ' "suites": "synth_arith", "config": {}, "model": {}, "measurements": {"sessions": []}}'),
      "is not a valid run manifest: suites is a string"),
 ])
 def test_a_wrong_shaped_manifest_is_one_line_for_resume_and_rescore(tmp_path, content, message):

@@ -8,10 +8,10 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
+from core.formats import PROMPT_FORMATS
 from harness.backends import BACKENDS, GenerationParams
 from harness.config_types import check_field_types
-from harness.errors import ConfigError
-from harness.formats import PROMPT_FORMATS
 
 QUANTIZATIONS = ("none", "fp8", "bitsandbytes")
 # Engine options of the vllm backend and their defaults; another backend refuses other values.

@@ -13,7 +13,7 @@ JSON have no tuples).
     ...     batch_size: int = 8
     >>> check_field_types(C(batch_size=2.5))
     Traceback (most recent call last):
-    harness.errors.ConfigError: batch_size must be an integer, got 2.5
+    core.errors.ConfigError: batch_size must be an integer, got 2.5
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import fields
 from functools import cache
 from typing import Any, Literal, Union
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 
 
 @cache

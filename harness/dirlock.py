@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from harness.errors import LockError, storage_error
+from core.errors import LockError, storage_error
 
 LOCK_FILE = ".lock"
 # flock errors that mean "this file system cannot lock", not "someone holds it".

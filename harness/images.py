@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from harness.errors import storage_error
+from core.errors import storage_error
 
 THUMBNAIL_PX = 256
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from harness.formats import PromptFormat
+from core.formats import PromptFormat
 from suites.base import Item, Suite
 
 

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import HarnessError, ItemsFailedError, RunDirError, storage_error
 from harness import metrics as metrics_mod
 from harness.dirlock import LOCK_FILE, DirLock
-from harness.errors import HarnessError, ItemsFailedError, RunDirError, storage_error
 from harness.runstore import RunDir
 from suites import get_suite
 

@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError, DataError, RunDirError, StorageError, storage_error
+from core.formats import PROMPT_FORMATS, PromptFormat
 from harness import metrics as metrics_mod
 from harness import provenance
 from harness.backends import Backend, Completion, Request, load_backend
 from harness.config import EvalConfig, field_defaults
 from harness.contamination import checkpoint_entry
 from harness.dirlock import DirLock
-from harness.errors import ConfigError, DataError, RunDirError, StorageError, storage_error
-from harness.formats import PROMPT_FORMATS, PromptFormat
 from harness.images import ImageDecodeError, decode, save_thumbnail, thumbnail_name
 from harness.progress import Progress, ProgressMode
 from harness.prompts import messages, prompt_sha256, prompt_text

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.errors import RunDirError, storage_error
+from core.errors import RunDirError, storage_error
 
 MANIFEST_SCHEMA_VERSION = 1
 RECORD_KEYS = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.formats import PromptFormat, answer_region, format_failures, rewards
+from core.formats import PromptFormat, answer_region, format_failures, rewards
 from suites.base import ScoringInput, Suite, Target
 
 

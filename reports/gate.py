@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, HarnessError, RunDirError
+from core.errors import ConfigError, HarnessError, RunDirError
 from reports.runs import Run, differences, load_run
 from reports.stats import PairedComparison, compare, holm
 

@@ -9,6 +9,8 @@ the prefix).
 
 from __future__ import annotations
 
+from core.errors import ConfigError
+
 LANGS = ("en", "zh")
 HTML_LANG = {"en": "en", "zh": "zh-CN"}
 
@@ -232,7 +234,5 @@ def text(key: str, lang: str = "en") -> str:
 
 def check_lang(lang: str) -> str:
     if lang not in LANGS:
-        from harness.errors import ConfigError
-
         raise ConfigError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
     return lang

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from reports.i18n import HTML_LANG, STRINGS, check_lang, text
 from reports.page_html import ReportContext, esc, inline_script, json_script, tr
 from reports.page_items import explorer_section, flips_section, items_payload

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.errors import RunDirError
+from core.errors import RunDirError
 from harness.runstore import read_json
 from reports.page_html import DASH, Cell, ReportContext, cell, esc, pct, section, table, tr
 from reports.plots import Series, line_chart

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import RunDirError
+from core.errors import RunDirError
 from harness.metrics import compute_metrics
 from harness.runstore import RunDir, read_json
 

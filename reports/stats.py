@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from reports.runs import Run
 
 # Bootstrap resamples are drawn in blocks so that memory stays bounded on large suites.

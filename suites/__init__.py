@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.errors import ConfigError
 from suites import gsm8k, math500, mathverse, mathvista, synth_arith, synth_charts
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite, Target
 
@@ -24,8 +25,6 @@ __all__ = ["DEFAULT_SUITES", "SUITES", "Item", "LoadOptions", "Score", "ScoringI
 
 
 def get_suite(name: str) -> Suite:
-    from harness.errors import ConfigError
-
     if name not in SUITES:
         raise ConfigError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}")
     return SUITES[name]

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.errors import DataError
+from core.errors import DataError
 from suites.base import Item
 
 Row = dict[str, Any] | str  # a row, or the reason it could not be read

@@ -24,8 +24,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.answers import find_numbers, last_number, numbers_equal, to_float
-from harness.errors import ConfigError
+from core.answers import find_numbers, last_number, numbers_equal, to_float
+from core.errors import ConfigError
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite
 from suites.data_files import hub_rows, local_split_rows, make_ids_unique
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite
 from suites.data_files import hub_rows, local_split_rows, make_ids_unique
 from suites.latex_verify import (

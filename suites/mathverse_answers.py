@@ -13,7 +13,7 @@ import math
 import operator
 import re
 
-from harness.answers import numbers_equal, to_float
+from core.answers import numbers_equal, to_float
 
 _LETTERS = "ABCDEFGH"
 

@@ -24,9 +24,9 @@ from typing import Any
 
 from Levenshtein import distance
 
-from harness.answers import find_numbers
-from harness.errors import ConfigError, DataError
-from harness.formats import OFFICIAL, answer_region
+from core.answers import find_numbers
+from core.errors import ConfigError, DataError
+from core.formats import OFFICIAL, answer_region
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite, Target
 from suites.data_files import find_parquet, hub_rows, make_ids_unique, read_json, read_parquet
 

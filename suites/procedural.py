@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.answers import last_number, numbers_equal, to_float
-from harness.errors import ConfigError
+from core.answers import last_number, numbers_equal, to_float
+from core.errors import ConfigError
 from suites.base import Item, LoadOptions, Score, ScoringInput
 
 # One key in TEST_SHARE goes to test. The key spaces are large, so the test split is never short of keys.

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from harness.formats import REASONING_SOLUTION
+from core.formats import REASONING_SOLUTION
 from harness.metrics import compute_metrics
 from harness.runner import score_record, suite_specs
 from suites import SUITES

@@ -11,11 +11,11 @@ from typing import Any, Literal
 import pytest
 from click.testing import CliRunner
 
+from core.errors import ConfigError
 from harness import config_types
 from harness.cli import cli
 from harness.config import EvalConfig
 from harness.config_types import check_field_types, checked
-from harness.errors import ConfigError
 from trainers.config import TrainConfig
 
 

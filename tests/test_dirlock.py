@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
+from core.errors import LockError, StorageError
 from harness import dirlock
 from harness.dirlock import LOCK_FILE, DirLock
-from harness.errors import LockError, StorageError
 
 HOLD = """
 import sys, time
@@ -129,7 +129,7 @@ def test_concurrent_acquirers_exactly_one_wins(tmp_path):
     script = """
 import pathlib, sys, time
 from harness.dirlock import DirLock
-from harness.errors import LockError
+from core.errors import LockError
 folder, flags = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 print("ready", flush=True)
 while not (flags / "go").exists():

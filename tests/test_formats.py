@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.formats import (
+from core.formats import (
     BOXED,
     OFFICIAL,
     PROMPT_FORMATS,

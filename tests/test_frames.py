@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from harness.errors import RunDirError
+from core.errors import RunDirError
 from reports.frames import metrics_frame, records_frame
 from reports.runs import comparability, load_run, load_runs
 from tests.fixtures.run_fixture import write_checkpoint, write_run

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from core.errors import ConfigError, RunDirError
 from harness.cli import cli
-from harness.errors import ConfigError, RunDirError
 from reports.gate import gate
 from reports.runs import Run, load_run
 from tests.fixtures.run_fixture import write_run

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness.errors import ConfigError, DataError
-from harness.formats import PROMPT_FORMATS, answer_region
+from core.errors import ConfigError, DataError
+from core.formats import PROMPT_FORMATS, answer_region
 from suites import gsm8k
 from suites.base import LoadOptions, ScoringInput, Target
 from tests.fixtures.gsm8k_fixture import write_gsm8k_fixture

@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from harness.answers import last_boxed
-from harness.errors import DataError
-from harness.formats import PROMPT_FORMATS, answer_region
+from core.answers import last_boxed
+from core.errors import DataError
+from core.formats import PROMPT_FORMATS, answer_region
 from suites import math500
 from suites.base import LoadOptions, ScoringInput, Target
 from tests.fixtures.math500_fixture import write_math500_fixture

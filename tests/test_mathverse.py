@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness.errors import ConfigError, DataError
-from harness.formats import PROMPT_FORMATS, answer_region
+from core.errors import ConfigError, DataError
+from core.formats import PROMPT_FORMATS, answer_region
 from suites import mathverse
 from suites.base import LoadOptions, ScoringInput, Target
 from suites.mathverse_answers import gold_choice_letters, numeric_value

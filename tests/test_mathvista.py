@@ -10,7 +10,7 @@ import re
 import pytest
 from PIL import Image
 
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from suites.base import LoadOptions, ScoringInput, Target
 from suites.mathvista import (
     HF_REVISION,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from core.errors import ConfigError
 from harness.cli import cli
-from harness.errors import ConfigError
 from reports.i18n import STRINGS
 from reports.page import build_report
 from reports.page_items import MAX_RESPONSE_CHARS, _even_cap

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from reports.runs import load_run, load_runs
 from reports.stats import compare, compare_all, holm, mcnemar_exact, paired_bootstrap
 from tests.fixtures.run_fixture import write_run

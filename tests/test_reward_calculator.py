@@ -1,6 +1,6 @@
 """The report's reward calculator (reports/assets/rewards.js) must give Python's rewards, in a real browser.
 
-Every case of tests/fixtures/reward_cases.json goes through harness.formats here and through
+Every case of tests/fixtures/reward_cases.json goes through core.formats here and through
 rewards.js in headless Chromium; the two must be equal case by case (floats exactly, failure lists
 in order). The fixture holds inputs only, so it cannot drift from the Python rules.
 
@@ -21,8 +21,8 @@ from typing import Any, NoReturn
 
 import pytest
 
-from harness.answers import to_float
-from harness.formats import (
+from core.answers import to_float
+from core.formats import (
     DEFAULT_REWARD_WEIGHTS,
     FAILURE_KINDS,
     PROMPT_FORMATS,
@@ -76,7 +76,7 @@ CASES = load_cases()
 
 
 def python_result(case: dict[str, Any]) -> dict[str, Any]:
-    """What the calculator must show: harness.formats.rewards plus the failures and the compared answer."""
+    """What the calculator must show: core.formats.rewards plus the failures and the compared answer."""
     fmt = PROMPT_FORMATS[case["format"]]
     response = case["response"]
     if fmt.answer_tags is None:

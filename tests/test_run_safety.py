@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import DataError, ItemsFailedError, RunDirError, StorageError
 from harness.config import EvalConfig
-from harness.errors import DataError, ItemsFailedError, RunDirError, StorageError
 from harness.metrics import compute_metrics
 from harness.progress import Progress
 from harness.runner import rescore, run_eval

@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 from PIL import Image
 
+from core.errors import ConfigError, RunDirError
 from harness.config import EvalConfig
-from harness.errors import ConfigError, RunDirError
 from harness.runner import rescore, run_eval
 from harness.runstore import RECORD_KEYS, RunDir
 from suites import SUITES

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.answers import find_numbers
-from harness.errors import ConfigError
-from harness.formats import BOXED, REASONING_SOLUTION, THINK_ANSWER, answer_region
+from core.answers import find_numbers
+from core.errors import ConfigError
+from core.formats import BOXED, REASONING_SOLUTION, THINK_ANSWER, answer_region
 from suites import procedural, synth_arith, synth_charts
 from suites.base import Item, LoadOptions, ScoringInput, Target
 

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
+from core.errors import ConfigError, DataError
 from harness.cli import cli
 from harness.config import EvalConfig
-from harness.errors import ConfigError, DataError
 from harness.runner import run_eval
 from harness.runstore import RunDir
 from trainers.config import TrainConfig

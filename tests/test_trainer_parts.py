@@ -8,9 +8,9 @@ import json
 import pytest
 from PIL import Image
 
+from core.errors import DataError
+from core.formats import PROMPT_FORMATS
 from harness.contamination import Fingerprints
-from harness.errors import DataError
-from harness.formats import PROMPT_FORMATS
 from harness.scoring import judge
 from suites import get_suite
 from suites.base import LoadOptions

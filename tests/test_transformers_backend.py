@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from core.errors import BackendError, ConfigError, ModelError
 from harness.backends import GenerationParams, Request, load_backend
-from harness.errors import BackendError, ConfigError, ModelError
 from harness.tiny_model import ARCHS, build_tiny_model
 
 torch = pytest.importorskip("torch")

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ModelError
+from core.errors import ModelError
 from harness.runstore import write_json_atomic
 
 CHECKPOINT_FILE = "checkpoint.json"

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
+from core.formats import DEFAULT_REWARD_WEIGHTS, PROMPT_FORMATS
 from harness import config as harness_config
 from harness.config_types import check_field_types
-from harness.errors import ConfigError
-from harness.formats import DEFAULT_REWARD_WEIGHTS, PROMPT_FORMATS
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 ALGOS = ("gspo", "grpo")

@@ -16,10 +16,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from core.errors import DataError
+from core.formats import PROMPT_FORMATS
 from harness.config import EvalConfig
 from harness.contamination import Fingerprints, overlap_summary
-from harness.errors import DataError
-from harness.formats import PROMPT_FORMATS
 from harness.images import decode
 from harness.prompts import messages, prompt_text
 from suites import get_suite

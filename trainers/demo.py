@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.errors import RunDirError
+from core.errors import RunDirError
 
 DEMO_SUITES = ["synth_charts", "synth_arith"]
 TRAIN_SUITE = "synth_charts"

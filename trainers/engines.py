@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from harness.errors import ConfigError, ModelError
+from core.errors import ConfigError, ModelError
 from trainers.config import TrainConfig
 
 # Language-model projections (attention + MLP); the vision tower's modules live under `visual`.

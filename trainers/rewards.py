@@ -15,7 +15,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from harness.formats import PROMPT_FORMATS
+from core.formats import PROMPT_FORMATS
+from core.formats import rewards as recipe_rewards
 from harness.scoring import judge
 from suites import SUITES
 from suites.base import Target
@@ -63,9 +64,7 @@ class _Judgements:
         suite = SUITES.get(suite_name)
         tgt = Target.from_dict(target)
         if suite is None:  # a local dataset: no suite scorer, the recipe's rules on the answer block
-            from harness.formats import rewards
-
-            return rewards(text, tgt.gold, self.fmt, None, self.weights, tgt.choices)
+            return recipe_rewards(text, tgt.gold, self.fmt, None, self.weights, tgt.choices)
         return judge(suite, text, self.fmt, tgt, self.weights)["rewards"]
 
 

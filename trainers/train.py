@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError, RunDirError
 from harness import provenance
-from harness.errors import ConfigError, RunDirError
 from trainers.checkpoint import TRAIN_LOG_FILE, lora_check, write_checkpoint
 from trainers.config import TrainConfig
 from trainers.data import eval_plan, guard, load_training_data, to_trl_dataset

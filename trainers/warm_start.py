@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from harness.formats import PROMPT_FORMATS
+from core.formats import PROMPT_FORMATS
 from harness.images import decode
 from harness.prompts import messages, prompt_text
 from suites import get_suite

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from harness.errors import BackendError
+from core.errors import BackendError
 
 
 @dataclass(frozen=True)

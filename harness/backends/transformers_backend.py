@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from core.errors import BackendError, ConfigError, ModelError
 from harness.backends import Completion, GenerationParams, Request
-from harness.errors import BackendError, ConfigError, ModelError
 
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,
           "fp16": torch.float16, "half": torch.float16, "float32": torch.float32, "fp32": torch.float32}

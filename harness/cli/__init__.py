@@ -14,11 +14,11 @@ from typing import Any
 
 import click
 
+from core.errors import HarnessError
 from harness.cli.eval import eval_command, rescore_command, score_command, show_command, suites_command
 from harness.cli.models import export_command, tiny_model_command
 from harness.cli.reports import gate_command, report_command
 from harness.cli.train import demo_command, train_command
-from harness.errors import HarnessError
 
 
 class _Group(click.Group):

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
+from core.errors import ConfigError
 from harness.cli.options import parse_data_dirs
-from harness.errors import ConfigError
 
 
 def _parse_image_size(value: str | None) -> list[int] | None:

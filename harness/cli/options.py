@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 
 
 def parse_data_dirs(values: tuple[str, ...]) -> dict[str, str]:

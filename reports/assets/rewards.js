@@ -1,5 +1,5 @@
-/* Reward calculator: the training rewards of harness/formats.py (format failures, format reward,
- * correctness reward, total) and the number parsing of harness/answers.py, recomputed in the browser.
+/* Reward calculator: the training rewards of core/formats.py (format failures, format reward,
+ * correctness reward, total) and the number parsing of core/answers.py, recomputed in the browser.
  *
  * tests/test_reward_calculator.py runs this file in headless Chromium on every case of
  * tests/fixtures/reward_cases.json and requires the results to equal Python's, so a change to the
@@ -127,7 +127,7 @@
     return isFinite(value) ? value : null;
   }
 
-  // harness.answers.to_float: only the ASCII space is removed inside; other spaces are left to float().
+  // core.answers.to_float: only the ASCII space is removed inside; other spaces are left to float().
   function toFloat(s) {
     if (s === null || s === undefined) return null;
     var t = removeAll(removeAll(removeAll(pyStrip(s), ","), "$"), " ");
@@ -146,7 +146,7 @@
     return diff <= Math.abs(1e-6 * b) || diff <= Math.abs(1e-6 * a) || diff <= 1e-9;
   }
 
-  // harness.answers.boxed_contents: every \boxed{...} / \fbox{...} with balanced braces. Python's
+  // core.answers.boxed_contents: every \boxed{...} / \fbox{...} with balanced braces. Python's
   // re.finditer resumes right after the matched "{", so a box nested in a box is found too.
   function boxedContents(text) {
     var out = [];
@@ -182,7 +182,7 @@
     return found.length ? found[found.length - 1] : null;
   }
 
-  // harness.formats.blocks: re.findall(open(.*?)close, re.DOTALL): leftmost open, nearest close.
+  // core.formats.blocks: re.findall(open(.*?)close, re.DOTALL): leftmost open, nearest close.
   function blocks(text, tags) {
     var out = [];
     var pos = 0;
@@ -203,7 +203,7 @@
     return fmt;
   }
 
-  // harness.formats.answer_region -> {region, rule}
+  // core.formats.answer_region -> {region, rule}
   function answerRegion(response, formatName) {
     var fmt = getFormat(formatName);
     if (fmt.answerTags) {
@@ -298,7 +298,7 @@
     return 0.0;
   }
 
-  // harness.formats.rewards plus what the calculator shows: {format, correctness, total, failures,
+  // core.formats.rewards plus what the calculator shows: {format, correctness, total, failures,
   // extracted}; format and total are null for the non-tag formats, failures null for `official`.
   function rewards(response, gold, formatName, choices, extracted) {
     var fmt = getFormat(formatName);

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from harness.answers import last_boxed, numbers_equal, to_float
+from core.answers import last_boxed, numbers_equal, to_float
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+from harness.models import VISION_TOKENS
+
 # Bump when the built model changes (sizes, vocabulary, template): cached models are keyed on it.
 BUILDER_VERSION = 1
 MARKER_FILE = "tiny_model.json"
@@ -40,9 +42,6 @@ SPECIAL_TOKENS = [
     "<|image_pad|>",
     "<|video_pad|>",
 ]
-# Random weights sample any token; an image placeholder inside a completion breaks the next
-# forward pass (image features vs tokens mismatch), so generation never emits these.
-VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 VOCAB_SIZE = 800
 
 # Qwen2.5-VL's template adds this system turn when the conversation has none; Qwen3-VL's does not.
@@ -213,7 +212,8 @@ def build_tiny_model(out: Path, arch: Arch = "qwen2_5_vl", seed: int = 0, hidden
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
     model.generation_config = GenerationConfig(
         bos_token_id=pad, eos_token_id=[eos, pad], pad_token_id=pad,
-        suppress_tokens=tokenizer.convert_tokens_to_ids(VISION_TOKENS),
+        # Random weights sample any token, vision placeholders included: generation never emits those.
+        suppress_tokens=tokenizer.convert_tokens_to_ids(list(VISION_TOKENS)),
     )
     out.mkdir(parents=True, exist_ok=True)
     bars_were_on = hf_logging.is_progress_bar_enabled()

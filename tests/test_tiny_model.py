@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from harness.tiny_model import ARCHS, MARKER_FILE, VISION_TOKENS, build_tiny_model, default_tiny_model
+from harness.models import VISION_TOKENS
+from harness.tiny_model import ARCHS, MARKER_FILE, build_tiny_model, default_tiny_model
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -58,27 +58,29 @@ def lora_check(model: Any) -> dict[str, Any]:
 
 def merge_to_16bit(checkpoint: str | Path, out: str | Path, dtype: str = "bfloat16") -> Path:
     """Merge the LoRA adapter into its base model and save a plain 16-bit model (+ processor)."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from harness.models import (
+        ResolvedModel,
+        load_model,
+        load_processor,
+        pick_dtype,
+        resolve_model,
+        resolve_source,
+    )
 
     ckpt, out = Path(checkpoint), Path(out)
-    config_file = ckpt / "adapter_config.json"
-    if not config_file.is_file():
+    if not (ckpt / "adapter_config.json").is_file():
         raise ModelError(f"{ckpt} holds no adapter_config.json: not a LoRA checkpoint")
     if out.exists() and any(out.iterdir()):
         raise ModelError(f"{out} exists and is not empty; choose another output directory")
-    base = json.loads(config_file.read_text()).get("base_model_name_or_path")
+    model = resolve_model(str(ckpt))
     info = read_checkpoint(ckpt) or {}
-    revision = (info.get("base_model") or {}).get("revision")
-    torch_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    try:
-        model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch_dtype, revision=revision)
-    except OSError as exc:
-        raise ModelError(f"cannot load the base model {base!r} of {ckpt}: {str(exc).splitlines()[0]}") from exc
-    merged = PeftModel.from_pretrained(model, str(ckpt)).merge_and_unload()
+    recorded_revision = (info.get("base_model") or {}).get("revision")
+    if recorded_revision and not model.base.revision:  # an adapter_config.json that names no revision
+        model = ResolvedModel(resolve_source(model.base.location, recorded_revision), model.adapter)
+    # The base exactly as evaluation loads it for this adapter, on the CPU: merging needs no GPU.
+    merged = load_model(model, dtype=pick_dtype(dtype, "cpu"), device="cpu").merge_and_unload()
     merged.save_pretrained(out)
-    AutoProcessor.from_pretrained(ckpt).save_pretrained(out)
+    load_processor(model).save_pretrained(out)
     if info:
         write_checkpoint(out, {**{k: v for k, v in info.items() if k != "schema_version"},
                                "merged_from": str(ckpt.resolve()), "merged_dtype": dtype})

@@ -17,17 +17,20 @@ import sys
 from typing import Any
 
 from core.errors import ConfigError, ModelError
+from harness.models import (
+    ResolvedModel,
+    cuda_available,
+    first_line,
+    load_model_and_processor,
+    pick_device,
+    pick_dtype,
+    resolve_model,
+)
 from trainers.config import TrainConfig
 
 # Language-model projections (attention + MLP); the vision tower's modules live under `visual`.
 LANGUAGE_LORA = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 VISION_LORA = r".*visual\.blocks.*\.(qkv|attn\.proj|gate_proj|up_proj|down_proj|linear_fc1|linear_fc2)"
-
-
-def cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def resolve_engine(cfg: TrainConfig) -> str:
@@ -56,92 +59,62 @@ def import_unsloth(cfg: TrainConfig) -> None:
 
 
 def device_of(engine: str) -> str:
-    return "cuda" if engine == "unsloth" or cuda_available() else "cpu"
-
-
-def torch_dtype(cfg: TrainConfig, device: str):
-    import torch
-
-    if cfg.dtype == "auto":
-        if device == "cpu":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[cfg.dtype]
+    return "cuda" if engine == "unsloth" else pick_device("auto")
 
 
 def load_model(cfg: TrainConfig, engine: str, model_path: str) -> tuple[Any, Any, Any]:
     """(model, processor, peft_config): the unsloth engine returns a PEFT model and no config; the trl
-    engine a plain model and the LoraConfig that GRPOTrainer applies."""
+    engine a plain model and the LoraConfig that GRPOTrainer applies. Both load the base named by
+    model_path at cfg.revision, quantized by harness.models' one 4-bit configuration when asked."""
+    model = resolve_model(model_path, cfg.revision)
+    if model.adapter is not None:
+        raise ModelError(f"{model_path} is a LoRA adapter; train from a full model (merge it first with "
+                         f"`harness export`)")
     if engine == "unsloth":
-        return (*_load_unsloth(cfg, model_path), None)
-    return _load_trl(cfg, model_path)
+        return (*_load_unsloth(cfg, model), None)
+    return _load_trl(cfg, model)
 
 
-def _load_unsloth(cfg: TrainConfig, model_path: str) -> tuple[Any, Any]:
+def _load_unsloth(cfg: TrainConfig, model: ResolvedModel) -> tuple[Any, Any]:
     from unsloth import FastVisionModel
 
-    dtype = torch_dtype(cfg, "cuda")
+    # Unsloth builds its 4-bit configuration inside from_pretrained, with the values of
+    # harness.models.bnb_4bit_config (NF4, double quantization, compute in the load dtype).
+    # use_exact_model_name: load the base named, not Unsloth's pre-quantized copy of it.
     try:
-        model, processor = FastVisionModel.from_pretrained(
-            model_path, revision=cfg.revision, load_in_4bit=cfg.load_in_4bit, dtype=dtype,
-            max_seq_length=cfg.max_seq_length, fast_inference=cfg.fast_inference,
-            gpu_memory_utilization=cfg.gpu_memory_utilization, max_lora_rank=cfg.lora_r,
-            use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
+        net, processor = FastVisionModel.from_pretrained(
+            model.base.location, revision=model.base.revision, load_in_4bit=cfg.load_in_4bit,
+            dtype=pick_dtype(cfg.dtype, "cuda"), use_exact_model_name=True, max_seq_length=cfg.max_seq_length,
+            fast_inference=cfg.fast_inference, gpu_memory_utilization=cfg.gpu_memory_utilization,
+            max_lora_rank=cfg.lora_r, use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
         )
     except (OSError, ValueError) as exc:
-        raise ModelError(f"Unsloth could not load {model_path}: {str(exc).splitlines()[0][:300]}") from exc
-    model = FastVisionModel.get_peft_model(
-        model, finetune_vision_layers=cfg.finetune_vision_layers, finetune_language_layers=True,
+        raise ModelError(f"Unsloth could not load {model.base.location}: {first_line(exc)}") from exc
+    net = FastVisionModel.get_peft_model(
+        net, finetune_vision_layers=cfg.finetune_vision_layers, finetune_language_layers=True,
         finetune_attention_modules=True, finetune_mlp_modules=True, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout, bias="none", random_state=cfg.seed,
         use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
     )
-    _left_padding(processor)
-    return model, processor
-
-
-def _load_trl(cfg: TrainConfig, model_path: str) -> tuple[Any, Any, Any]:
-    from peft import LoraConfig
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    device = device_of("trl")
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(cfg, device), "revision": cfg.revision}
-    if cfg.load_in_4bit:
-        if device != "cuda":
-            raise ConfigError("load_in_4bit needs a CUDA GPU")
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"],
-            bnb_4bit_use_double_quant=True)
-        kwargs["device_map"] = {"": 0}
-    try:
-        model = AutoModelForImageTextToText.from_pretrained(model_path, **kwargs)
-        processor = AutoProcessor.from_pretrained(model_path, revision=cfg.revision)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"could not load {model_path}: {str(exc).splitlines()[0][:300]}") from exc
-    if device == "cuda" and not cfg.load_in_4bit:
-        model.to("cuda")
-    _left_padding(processor)
-    targets = LANGUAGE_LORA + (f"|{VISION_LORA}" if cfg.finetune_vision_layers else "")
-    peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                             target_modules=targets, bias="none", task_type="CAUSAL_LM")
-    return model, processor, peft_config
-
-
-def _left_padding(processor: Any) -> None:
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = "left"
+    return net, processor
 
 
-def suppressed_token_ids(processor: Any) -> list[int]:
-    """Vision placeholder tokens: a completion holding one breaks the training forward pass. A trained
-    checkpoint never emits them; a random one does."""
-    from harness.tiny_model import VISION_TOKENS
+def _load_trl(cfg: TrainConfig, model: ResolvedModel) -> tuple[Any, Any, Any]:
+    from peft import LoraConfig
 
-    tokenizer = getattr(processor, "tokenizer", processor)
-    vocab = tokenizer.get_vocab()
-    return [vocab[t] for t in VISION_TOKENS if t in vocab]
+    device = device_of("trl")
+    if cfg.load_in_4bit and device == "cpu":
+        raise ConfigError("load_in_4bit needs a CUDA GPU")
+    net, processor = load_model_and_processor(model, dtype=pick_dtype(cfg.dtype, device), device=device,
+                                              load_in_4bit=cfg.load_in_4bit)
+    targets = LANGUAGE_LORA + (f"|{VISION_LORA}" if cfg.finetune_vision_layers else "")
+    # revision: the adapter names its base's revision, so `harness eval` loads the same base.
+    peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                             target_modules=targets, bias="none", task_type="CAUSAL_LM",
+                             revision=model.base.hub_options().get("revision"))
+    return net, processor, peft_config
 
 
 class _TorchLogProb:

@@ -19,6 +19,7 @@ from typing import Any
 
 from core.errors import ConfigError, RunDirError
 from harness import provenance
+from harness.models import pick_dtype, vision_token_ids
 from trainers.checkpoint import TRAIN_LOG_FILE, lora_check, write_checkpoint
 from trainers.config import TrainConfig
 from trainers.data import eval_plan, guard, load_training_data, to_trl_dataset
@@ -28,8 +29,6 @@ from trainers.engines import (
     install_cpu_logprob,
     load_model,
     resolve_engine,
-    suppressed_token_ids,
-    torch_dtype,
 )
 
 ON_POLICY_WARNING = ("GSPO with every update on-policy (num_iterations 1, steps_per_generation {spg} <= "
@@ -50,7 +49,7 @@ def grpo_kwargs(cfg: TrainConfig, engine: str, device: str, out: Path, suppress:
     if "8bit" in optim and device != "cuda":
         notes.append(f"optim {optim} needs CUDA; using adamw_torch on {device}")
         optim = "adamw_torch"
-    dtype = torch_dtype(cfg, device)
+    dtype = pick_dtype(cfg.dtype, device)
     kwargs = {
         "output_dir": str(out / "trainer"),
         "importance_sampling_level": "sequence" if cfg.algo == "gspo" else "token",
@@ -122,7 +121,7 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
     from trainers.callbacks import EveryNSteps, TrainLogWriter
     from trainers.rewards import make_reward_funcs
 
-    kwargs, substitutions = grpo_kwargs(cfg, engine, device, out, suppressed_token_ids(processor),
+    kwargs, substitutions = grpo_kwargs(cfg, engine, device, out, vision_token_ids(processor),
                                         len(extra_reward_funcs))
     try:
         args = GRPOConfig(**kwargs)

@@ -56,11 +56,12 @@ def warm_start(model_dir: str | Path, out: str | Path, items: list[Item], *, ste
     """Full fine-tuning, one example per step (images of different sizes need no padding logic), AdamW
     with linear decay. Saves model + processor to `out` and returns it."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from harness.models import load_model_and_processor, resolve_model
 
     torch.manual_seed(seed)
-    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
-    processor = AutoProcessor.from_pretrained(model_dir)
+    # float32 on the CPU: full fine-tuning of a tiny model, where half precision would lose the updates.
+    model, processor = load_model_and_processor(resolve_model(str(model_dir)), dtype=torch.float32, device="cpu")
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / steps)

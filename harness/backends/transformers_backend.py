@@ -14,105 +14,22 @@ samples the same completions whatever ran before it (a resumed run redoes a batc
 from __future__ import annotations
 
 import gc
-import json
-import re
 import time
 import zlib
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from core.errors import BackendError, ConfigError, ModelError
 from harness.backends import Completion, GenerationParams, Request
-
-DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,
-          "fp16": torch.float16, "half": torch.float16, "float32": torch.float32, "fp32": torch.float32}
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
-
-
-@dataclass(frozen=True)
-class _Source:
-    """Where a model or adapter lives: a local directory, or a Hub repo id (with revision)."""
-
-    location: str
-    revision: str | None
-    local: bool
-    adapter_config: dict[str, Any] | None  # set when this is a PEFT adapter
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
-
-
-def _hub_file(repo: str, filename: str, revision: str | None) -> Path | None:
-    """A file of a Hub repo (downloaded or cached), None if the repo has no such file."""
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.errors import (
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RemoteEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    try:
-        return Path(hf_hub_download(repo, filename, revision=revision))
-    except RemoteEntryNotFoundError:
-        return None
-    except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as exc:
-        raise ModelError(f"{repo!r} (revision {revision or 'main'}) is neither a local directory nor a "
-                         f"Hub repository: {_first_line(exc)}") from exc
-    except LocalEntryNotFoundError as exc:
-        # The Hub is out of reach; a cached repo without this file is fine, an uncached one is not.
-        if isinstance(try_to_load_from_cache(repo, "config.json", revision=revision), str):
-            return None
-        raise ModelError(f"{repo!r} is not a local directory, and it cannot be fetched from the Hugging Face "
-                         f"Hub (offline or unreachable) nor found in the local cache; download it first "
-                         f"or pass a local path") from exc
-
-
-def _resolve(ref: str, revision: str | None) -> _Source:
-    path = Path(ref).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ModelError(f"model path {ref} is a file; pass the model's directory")
-        adapter_file = path / "adapter_config.json"
-        if adapter_file.is_file():
-            return _Source(str(path), revision, True, json.loads(adapter_file.read_text()))
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{ref} holds neither config.json (a model) nor adapter_config.json (a LoRA adapter)")
-        return _Source(str(path), revision, True, None)
-    if ref.startswith((".", "/", "~")) or not HUB_ID.match(ref):
-        raise ModelError(f"model directory {ref} does not exist")
-    adapter_file = _hub_file(ref, "adapter_config.json", revision)
-    adapter_config = json.loads(adapter_file.read_text()) if adapter_file else None
-    return _Source(ref, revision, False, adapter_config)
-
-
-def _pick_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return device
-    if re.fullmatch(r"cuda(:\d+)?", device):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
-        return device
-    raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-
-
-def _pick_dtype(dtype: str, device: str) -> torch.dtype:
-    if dtype == "auto":
-        if device == "cpu":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dtype not in DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; use auto, bfloat16, float16 or float32")
-    return DTYPES[dtype]
+from harness.models import (
+    QUANTIZATION_LABEL,
+    load_model,
+    load_processor,
+    pick_device,
+    pick_dtype,
+    resolve_model,
+)
 
 
 def _count_image_parts(messages: list[dict[str, Any]]) -> int:
@@ -130,38 +47,17 @@ class TransformersBackend:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         started = time.perf_counter()
         self.model_ref, self.revision, self.batch_size = str(model), revision, batch_size
-        self.device = _pick_device(device)
-        self.dtype = _pick_dtype(dtype, self.device)
-        self.quantization = "bnb-nf4" if load_in_4bit else None
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        self.quantization = QUANTIZATION_LABEL if load_in_4bit else None
 
-        source = _resolve(self.model_ref, revision)
-        if source.adapter_config is not None:
-            if adapter:
-                raise ConfigError(f"{model} is itself a LoRA adapter; pass its base model as the model "
-                                  f"to add adapter {adapter}")
-            adapter_source = source
-            base_ref = source.adapter_config.get("base_model_name_or_path")
-            if not base_ref:
-                raise ModelError(f"adapter {model} does not name its base model (base_model_name_or_path)")
-            try:
-                base = _resolve(base_ref, source.adapter_config.get("revision"))
-            except ModelError as exc:
-                raise ModelError(f"adapter {model} names base model {base_ref!r}, which cannot be loaded "
-                                 f"({exc}); pass the base as the model and the adapter with adapter=") from exc
-        else:
-            base = source
-            adapter_source = _resolve(str(adapter), None) if adapter else None
-            if adapter_source is not None and adapter_source.adapter_config is None:
-                raise ModelError(f"adapter {adapter} has no adapter_config.json (not a PEFT adapter)")
-        if base.adapter_config is not None:
-            raise ModelError(f"base model {base.location} is itself an adapter")
-        self.base_model = base.location
-        self.adapter = adapter_source.location if adapter_source else None
-
-        self.model = self._load_model(base, adapter_source, trust_remote_code)
-        self.processor = self._load_processor(base, adapter_source, trust_remote_code)
+        resolved = resolve_model(self.model_ref, revision, adapter)
+        self.base_model = resolved.base.location
+        self.adapter = resolved.adapter.location if resolved.adapter else None
+        self.model = load_model(resolved, dtype=self.dtype, device=self.device, load_in_4bit=load_in_4bit,
+                                trust_remote_code=trust_remote_code).eval()
+        self.processor = load_processor(resolved, trust_remote_code)
         self.tokenizer = self.processor.tokenizer
-        self.tokenizer.padding_side = "left"
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         if self.tokenizer.eos_token_id is not None:
@@ -177,66 +73,6 @@ class TransformersBackend:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         self.load_time_s = time.perf_counter() - started  # loading plus the warm-up (engine start)
-
-    def _load_model(self, base: _Source, adapter: _Source | None, trust_remote_code: bool):
-        from transformers import AutoModelForImageTextToText
-
-        options: dict[str, Any] = {"dtype": self.dtype, "trust_remote_code": trust_remote_code}
-        if base.revision and not base.local:
-            options["revision"] = base.revision
-        if self.quantization:
-            options["quantization_config"] = self._four_bit_config()
-        if self.device != "cpu":
-            options["device_map"] = {"": self.device}  # straight onto the GPU, not through host memory
-        try:
-            model = AutoModelForImageTextToText.from_pretrained(base.location, **options)
-        except Exception as exc:  # any loader failure (missing files, unknown architecture, bad weights)
-            raise ModelError(f"cannot load model {base.location}: {_first_line(exc)}") from exc
-        if adapter is not None:
-            from peft import PeftModel
-
-            peft_options = {"revision": adapter.revision} if adapter.revision and not adapter.local else {}
-            try:
-                model = PeftModel.from_pretrained(model, adapter.location, is_trainable=False, **peft_options)
-            except Exception as exc:
-                raise ModelError(f"cannot apply adapter {adapter.location} to {base.location}: "
-                                 f"{_first_line(exc)}") from exc
-        if self.device == "cpu":
-            model.to(self.device)
-        return model.eval()
-
-    def _four_bit_config(self):
-        if not torch.cuda.is_available():
-            raise ModelError("4-bit loading needs a CUDA GPU; drop load_in_4bit on this machine")
-        try:
-            import bitsandbytes  # noqa: F401  (transformers needs it for the config below)
-        except ImportError as exc:
-            raise BackendError("4-bit loading needs bitsandbytes; install it with `uv sync --extra gpu`") from exc
-        from transformers import BitsAndBytesConfig
-
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                  bnb_4bit_compute_dtype=torch.bfloat16)
-
-    def _load_processor(self, base: _Source, adapter: _Source | None, trust_remote_code: bool):
-        from transformers import AutoProcessor
-
-        # A trainer saves the processor beside the adapter (maybe with its own chat template): prefer it.
-        sources = [base]
-        if adapter is not None and (not adapter.local or any(
-                (Path(adapter.location) / name).is_file() for name in PROCESSOR_FILES)):
-            sources.insert(0, adapter)
-        for i, source in enumerate(sources):
-            options = {"revision": source.revision} if source.revision and not source.local else {}
-            try:
-                processor = AutoProcessor.from_pretrained(source.location, trust_remote_code=trust_remote_code,
-                                                          **options)
-            except Exception as exc:
-                if i + 1 < len(sources):
-                    continue
-                raise ModelError(f"cannot load the processor of {source.location}: {_first_line(exc)}") from exc
-            if not hasattr(processor, "tokenizer") or not getattr(processor, "chat_template", None):
-                raise ModelError(f"{source.location} has no multimodal processor with a chat template")
-            return processor
 
     def _warm_up(self) -> None:
         """One short generation with an image before any timed work: the first CUDA call pays for

@@ -26,6 +26,10 @@ class RunDirError(HarnessError):
     """A run directory is missing, corrupt, or does not match the requested run (on --resume)."""
 
 
+class SchemaVersionError(RunDirError):
+    """A run, checkpoint or bench file was written with a schema version this harness does not read."""
+
+
 class BackendError(HarnessError):
     """A backend is unknown or its optional dependency is not installed."""
 

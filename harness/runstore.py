@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RunDirError, storage_error
+from harness.jsonfile import check_schema_version, read_json, write_json_atomic, write_text_atomic
 
 MANIFEST_SCHEMA_VERSION = 1
 RECORD_KEYS = (
@@ -21,38 +22,6 @@ RECORD_KEYS = (
     "extracted", "extractor", "correct", "scores", "rewards", "format_ok", "format_failures",
     "n_prompt_tokens", "n_output_tokens", "finish_reason", "latency_s", "batch", "error", "target", "meta",
 )
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write aside and rename; on any failure (disk full, ...) the old file stays and no .tmp is left."""
-    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise storage_error(exc, "write", path) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunDirError(f"{path.name} not found in {path.parent}: not a run directory") from None
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path} is not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise storage_error(exc, "read", path) from exc
 
 
 # The manifest keys a reader relies on, with their JSON types: anything else is a wrong-shaped file.
@@ -103,10 +72,8 @@ class RunDir:
 
     def read_manifest(self) -> dict[str, Any]:
         manifest = read_json(self.manifest_path)
-        version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-        if isinstance(manifest, dict) and version != MANIFEST_SCHEMA_VERSION:
-            raise RunDirError(f"{self.manifest_path}: schema version {version!r} is not supported "
-                              f"(this harness reads version {MANIFEST_SCHEMA_VERSION})")
+        if isinstance(manifest, dict):  # a non-object gets check_manifest_shape's message
+            check_schema_version(manifest, self.manifest_path, MANIFEST_SCHEMA_VERSION, "run manifest")
         check_manifest_shape(manifest, self.manifest_path)
         return manifest
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RunDirError
-from harness.runstore import read_json
+from harness.jsonfile import read_json
 from reports.page_html import DASH, Cell, ReportContext, cell, esc, pct, section, table, tr
 from reports.plots import Series, line_chart
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RunDirError
+from harness.jsonfile import read_json
 from harness.metrics import compute_metrics
-from harness.runstore import RunDir, read_json
+from harness.runstore import RunDir
 
 # Record keys a report cannot do without (the others are optional for display).
 REQUIRED_RECORD_KEYS = ("suite", "sample_id", "attempt", "correct")

@@ -185,7 +185,7 @@ def test_disk_full_while_writing_metrics_leaves_no_temp_file(tmp_path, monkeypat
     def full(self, metrics):
         with open(self.metrics_path.with_name("metrics.json.tmp"), "w") as f:
             f.write("{")  # what a full disk leaves of the temporary file
-        from harness.runstore import write_json_atomic
+        from harness.jsonfile import write_json_atomic
 
         monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left "
                                                                                  "on device")))

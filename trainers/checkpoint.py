@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ModelError
-from harness.runstore import write_json_atomic
+from harness.jsonfile import write_json_atomic
 
 CHECKPOINT_FILE = "checkpoint.json"
 CHECKPOINT_SCHEMA_VERSION = 1

@@ -69,6 +69,29 @@ def _parse(raw: bytes) -> dict[str, Any]:
     return holder if isinstance(holder, dict) else {}
 
 
+def lock_holder(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The live process holding folder's lock (its pid, host, ...), or None. Only looks: takes nothing."""
+    path = Path(folder) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        holder = _parse(os.pread(fd, 4096, 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return holder or {"pid": "?", "host": "?"}
+        except OSError:  # no flock here: the file is the lock; a dead pid on this host is not a holder
+            dead = holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int) \
+                and not pid_alive(holder["pid"])
+            return None if dead else holder or {"pid": "?", "host": "?"}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None  # a file left by a process that died: no holder
+    finally:
+        os.close(fd)
+
+
 class DirLock:
     """Hold `<folder>/.lock` while in the `with` block (or between acquire() and release())."""
 

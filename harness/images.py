@@ -50,6 +50,9 @@ def save_thumbnail(image: Image.Image, folder: Path, name: str) -> str:
         thumb.save(tmp, format="JPEG", quality=85)
         tmp.replace(folder / name)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only folder: it was never created
         raise storage_error(exc, "write", folder / name) from exc
     return name

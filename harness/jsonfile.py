@@ -30,11 +30,19 @@ def write_text_atomic(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         tmp.replace(path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise storage_error(exc, "write", path) from exc
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
+
+
+def _remove(path: Path) -> None:
+    """Best effort: a temporary file that cannot even be removed (read-only) was never created."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

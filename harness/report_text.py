@@ -12,13 +12,19 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def metrics_table(manifest: dict[str, Any], metrics: dict[str, Any], console: Console | None = None) -> None:
+def metrics_table(manifest: dict[str, Any], metrics: dict[str, Any], console: Console | None = None,
+                  state: str | None = None) -> None:
+    """state: what the header says instead of the status when the run is not finished and complete,
+    e.g. "UNFINISHED, PARTIAL NUMBERS"."""
     if console is None:
         console = Console()
         if not console.is_terminal:  # piped output: do not squeeze the table into 80 columns
             console = Console(width=160)
     model = manifest.get("model", {})
-    console.print(f"run {manifest.get('run_id')}  status {manifest.get('status')}  model {model.get('id')}"
+    status = manifest.get("status")
+    if state:
+        status = f"[bold red]{state}[/]"
+    console.print(f"run {manifest.get('run_id')}  status {status}  model {model.get('id')}"
                   + (f" + {model['adapter']}" if model.get("adapter") else "")
                   + f"  format {manifest.get('prompt_format')}")
     table = Table(Column("suite", no_wrap=True), "n", "accuracy %", "95% CI", "format %", "truncated %", "mean out tok",

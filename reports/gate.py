@@ -123,12 +123,13 @@ def _check_settings(max_drop: float, alpha: float, min_format: float | None) -> 
         raise ConfigError(f"--min-format is a share between 0 and 1, got {min_format}")
 
 
-def _check_usable(base: Run, cand: Run, suites: list[str]) -> list[str]:
-    """Raise for runs that cannot be compared on these suites; return the warnings."""
+def _check_usable(base: Run, cand: Run, suites: list[str], allow_partial: bool = False) -> list[str]:
+    """Raise for runs that cannot be compared on these suites; return the warnings. A run that is not
+    finished (running, unfinished, duplicated, error) is unusable unless allow_partial."""
     for run in (base, cand):
-        status = run.manifest.get("status")
-        if status != "finished":
-            raise RunDirError(f"run {run.label} is not finished (status {status!r}); finish it with --resume")
+        if run.state is not None and not run.state.finished and not allow_partial:
+            raise RunDirError(f"run {run.label} is not finished ({run.state.line}); or pass --allow-partial to "
+                              "gate on the items both runs have")
     found = differences([base, cand], suites)
     blocking = [message for kind, message in found if kind in BLOCKING]
     if blocking:
@@ -138,12 +139,13 @@ def _check_usable(base: Run, cand: Run, suites: list[str]) -> list[str]:
 
 def gate(baseline: Run | str | Path, candidate: Run | str | Path, suites: list[str] | None = None,
          max_drop: float = 1.0, alpha: float = 0.05, min_format: float | None = None,
-         n_boot: int = 2000) -> GateResult:
+         n_boot: int = 2000, allow_partial: bool = False) -> GateResult:
     """Gate a candidate run against a baseline run (paths or loaded Runs).
 
     max_drop: allowed accuracy drop in percentage points; alpha: significance level after Holm over
     the gated suites (default: every suite of the baseline); min_format: floor (0-1) on the
-    candidate's format compliance. Raises RunDirError / ConfigError for unusable input.
+    candidate's format compliance; allow_partial: gate runs that are not finished on the items both
+    have (their state is listed in the warnings). Raises RunDirError / ConfigError for unusable input.
 
         result = gate("runs/base", "runs/cand", suites=["mathvista_testmini"], max_drop=2.0)
         if result.exit_code:
@@ -154,7 +156,7 @@ def gate(baseline: Run | str | Path, candidate: Run | str | Path, suites: list[s
     gated = list(dict.fromkeys(suites)) if suites else base.suites()
     if not gated:
         raise RunDirError(f"run {base.label} has no suites to gate")
-    warnings = _check_usable(base, cand, gated)
+    warnings = _check_usable(base, cand, gated, allow_partial)
     extra = [s for s in cand.suites() if s not in gated]
     if extra and not suites:
         warnings.append(f"not gated: {', '.join(extra)} (only in the candidate)")
@@ -192,11 +194,12 @@ def gate(baseline: Run | str | Path, candidate: Run | str | Path, suites: list[s
 
 
 def gate_verdict(baseline: Run | str | Path, candidate: Run | str | Path, suites: list[str] | None = None,
-                 max_drop: float = 1.0, alpha: float = 0.05, min_format: float | None = None) -> GateResult:
+                 max_drop: float = 1.0, alpha: float = 0.05, min_format: float | None = None,
+                 allow_partial: bool = False) -> GateResult:
     """gate(), with unusable input returned as a verdict (exit code 2, reason "error: ...") instead of
     raised: what a CI script reading the JSON summary needs."""
     try:
-        return gate(baseline, candidate, suites, max_drop, alpha, min_format)
+        return gate(baseline, candidate, suites, max_drop, alpha, min_format, allow_partial=allow_partial)
     except HarnessError as exc:
         return GateResult.unusable(str(exc), suites=suites, max_drop_points=max_drop, alpha=alpha,
                                    min_format=min_format)

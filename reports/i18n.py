@@ -57,6 +57,10 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "col.commit": ("Harness commit", "评测框架提交"),
     "col.hardware": ("Hardware", "硬件"),
     "runs.dirty": ("uncommitted changes", "有未提交修改"),
+    "state.running": ("running: partial numbers", "运行中：数字不完整"),
+    "state.unfinished": ("unfinished: partial numbers", "未完成：数字不完整"),
+    "state.duplicated": ("duplicated records", "记录重复"),
+    "state.error": ("stopped with an error", "因错误停止"),
     # summary
     "summary.title": ("Summary", "总览"),
     "summary.intro": (("Accuracy with its 95% interval. Δ is candidate minus baseline in percentage points on the "

@@ -19,7 +19,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.errors import ConfigError
+from core.errors import ConfigError, storage_error
+from harness.jsonfile import write_text_atomic
 from reports.i18n import HTML_LANG, STRINGS, check_lang, text
 from reports.page_html import ReportContext, esc, inline_script, json_script, tr
 from reports.page_items import explorer_section, flips_section, items_payload
@@ -29,6 +30,7 @@ from reports.page_tables import (
     efficiency_section,
     format_section,
     runs_section,
+    state_tag,
     summary_section,
 )
 from reports.page_training import training_section
@@ -49,14 +51,14 @@ def _asset(name: str) -> str:
 def _header(ctx: ReportContext, title: str | None) -> str:
     lang = ctx.lang
     heading = f"<h1>{esc(title)}</h1>" if title else tr("report.title", lang, tag="h1")
-    candidates = " ".join(ctx.chip(i) for i in range(1, len(ctx.runs)))
+    candidates = " ".join(ctx.chip(i) + state_tag(ctx.runs[i], lang) for i in range(1, len(ctx.runs)))
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     switch = "".join(
         f'<button type="button" data-lang="{code}" aria-pressed="{"true" if code == lang else "false"}">'
         f"{name}</button>" for code, name in (("en", "English"), ("zh", "中文")))
     nav = "".join(f'<a href="#{anchor}">{tr("nav." + anchor, lang)}</a>' for anchor in NAV)
     return (f'<header class="top"><div class="top-row"><div>{heading}'
-            f'<p class="subtitle">{tr("report.baseline", lang)}: {ctx.chip(0)} &nbsp; '
+            f'<p class="subtitle">{tr("report.baseline", lang)}: {ctx.chip(0)}{state_tag(ctx.runs[0], lang)} &nbsp; '
             f'{tr("report.candidates", lang)}: {candidates}</p>'
             f'<p class="subtitle muted">{tr("report.generated", lang)}: {esc(generated)}</p></div>'
             f'<div class="lang-switch" role="group" aria-label="{esc(text("lang.label", lang))}" '
@@ -108,7 +110,7 @@ def build_report(run_paths, out_path, *, title: str | None = None, lang: str = "
     """Write the comparison page of run_paths (the first is the baseline) to out_path; returns its path.
 
     Raises ConfigError for fewer than two runs or an unknown language, RunDirError for an unreadable
-    run directory.
+    run directory, StorageError when the page cannot be written.
     """
     check_lang(lang)
     paths = list(run_paths)
@@ -123,6 +125,9 @@ def build_report(run_paths, out_path, *, title: str | None = None, lang: str = "
     ctx = ReportContext(runs=runs, comparisons=comparisons, lang=lang, suites=suites)
     page = render_page(ctx, title, comparability(runs, suites))
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, "create the folder", out.parent) from exc
+    write_text_atomic(out, page)  # StorageError (one line) on failure, and no half-written page
     return out

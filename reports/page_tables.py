@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reports.i18n import text
 from reports.page_html import (
     DASH,
     Cell,
@@ -56,6 +57,16 @@ def _generation(gen: dict[str, Any]) -> str:
     return " · ".join(f"{short} {gen[key]}" for key, short in names if gen.get(key) is not None) or DASH
 
 
+def state_tag(run: Any, lang: str) -> str:
+    """A loud tag for a run that is not finished (running, unfinished, duplicated, error); its line is the
+    tooltip. Empty for a finished run."""
+    state = getattr(run, "state", None)
+    if state is None or state.finished:
+        return ""
+    return (f'<span class="tag state-{esc(state.kind)}" data-i18n="state.{esc(state.kind)}" '
+            f'title="{esc(state.line)}">{esc(text("state." + state.kind, lang))}</span>')
+
+
 def runs_section(ctx: ReportContext, banner: str) -> str:
     head = [tr(k, ctx.lang) for k in ("col.run", "col.model_note", "col.checkpoint",
                                       "col.prompt_format", "col.generation", "col.dates", "col.commit",
@@ -91,7 +102,8 @@ def runs_section(ctx: ReportContext, banner: str) -> str:
             hardware = f"{hw['gpu_count']} × {hardware}"
         role = tr("role.baseline" if i == 0 else "role.candidate", ctx.lang,
                   cls="tag base" if i == 0 else "tag")
-        rows.append([Cell(f"{ctx.chip(i)} {role}", i), Cell(model_text, str(model.get("id"))),
+        first = Cell(f"{ctx.chip(i)} {role} {state_tag(run, ctx.lang)}", i)
+        rows.append([first, Cell(model_text, str(model.get("id"))),
                      Cell(ckpt_text, ckpt.get("step")), cell(m.get("prompt_format")),
                      cell(_generation(m.get("generation") or {}), cls="wrap"),
                      _dates_cell(m), Cell(commit, harness.get("commit")), cell(hardware)])

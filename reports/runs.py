@@ -16,7 +16,8 @@ from typing import Any
 from core.errors import RunDirError
 from harness.jsonfile import read_json
 from harness.metrics import compute_metrics
-from harness.runstore import RunDir
+from harness.run_state import RunState, run_state
+from harness.runstore import RunDir, first_of_each_key
 
 # Record keys a report cannot do without (the others are optional for display).
 REQUIRED_RECORD_KEYS = ("suite", "sample_id", "attempt", "correct")
@@ -32,6 +33,7 @@ class Run:
     checkpoint: dict[str, Any] | None = None
     train_log: list[dict[str, Any]] | None = None
     periodic_evals: list[dict[str, Any]] | None = None
+    state: RunState | None = None  # finished, or running / unfinished / duplicated / error, with one line
     # records grouped by suite, rebuilt when the records list is replaced or grows
     _by_suite: tuple[tuple[int, int], dict[str, list[dict[str, Any]]]] | None = field(
         default=None, repr=False, compare=False)
@@ -147,16 +149,18 @@ def load_run(path: str | Path) -> Run:
         missing = [k for k in REQUIRED_RECORD_KEYS if k not in r]
         if missing:
             raise RunDirError(f"{store.records_path}:{i} lacks {', '.join(missing)}")
-    if store.metrics_path.is_file():
+    state = run_state(path, manifest, records)
+    if state.finished and store.metrics_path.is_file():
         metrics = store.read_metrics()
-    else:
+    else:  # missing, or partial numbers of an unfinished run: recomputed from the records present
         from harness.runner import suite_specs  # the suite registry: only needed to recompute
 
         metrics = compute_metrics(records, manifest, suite_specs(manifest))
     ckpt = manifest.get("checkpoint") or None
     train_log, evals = _training_files(ckpt, path)
-    return Run(path=path, manifest=manifest, metrics=metrics, records=records, label=_label(manifest, path),
-               checkpoint=ckpt, train_log=train_log, periodic_evals=evals)
+    return Run(path=path, manifest=manifest, metrics=metrics, records=first_of_each_key(records),
+               label=_label(manifest, path), checkpoint=ckpt, train_log=train_log, periodic_evals=evals,
+               state=state)
 
 
 def load_runs(paths) -> list[Run]:
@@ -179,13 +183,15 @@ def _generation_differences(base: dict[str, Any], other: dict[str, Any]) -> list
 
 
 def differences(runs: list[Run], suites: list[str] | None = None) -> list[tuple[str, str]]:
-    """(kind, message) per difference vs runs[0]; kind is one of suite_missing, content, split, variant,
-    prompt_format, generation, overlap. suites: the suites to check (default: every suite of any run)."""
+    """(kind, message) per difference vs runs[0]; kind is one of state (a run that is not finished:
+    running, unfinished, duplicated or error), suite_missing, content, split, variant, prompt_format,
+    generation, overlap. suites: the suites to check (default: every suite of any run)."""
     if not runs:
         return []
     base = runs[0]
     wanted = suites if suites is not None else list(dict.fromkeys(s for r in runs for s in r.suites()))
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str]] = [("state", f"{run.label}: {run.state.line}") for run in runs
+                                  if run.state is not None and not run.state.finished]
     for run in runs:
         for suite in wanted:
             if suite not in run.suites():

@@ -157,3 +157,16 @@ except LockError:
         p.wait(timeout=30)
     assert sorted(outcomes) == ["lost", "lost", "lost", "won"]
     assert not (folder / LOCK_FILE).exists()
+
+
+def test_lock_holder_only_looks(tmp_path):
+    assert dirlock.lock_holder(tmp_path) is None  # no lock file
+    proc = _holder(tmp_path)
+    try:
+        assert dirlock.lock_holder(tmp_path)["pid"] == proc.pid
+        with pytest.raises(LockError):  # looking took nothing
+            DirLock(tmp_path).acquire()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert (tmp_path / LOCK_FILE).exists() and dirlock.lock_holder(tmp_path) is None  # left by a dead process

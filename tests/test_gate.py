@@ -133,7 +133,7 @@ def test_format_floor_needs_a_checkable_format(tmp_path):
     ({"suite_overrides": {"s": {"variant": "numeric"}}}, "s: variant None in base, 'numeric' in cand"),
     ({"prompt_format": "think-answer"}, "prompt format 'reasoning-solution' in base, 'think-answer' in cand"),
     ({"generation": {"max_new_tokens": 512}}, "generation differs between base and cand: max_new_tokens 1024 vs 512"),
-    ({"status": "error"}, "run cand is not finished (status 'error')"),
+    ({"status": "error"}, "run cand is not finished (error: the run stopped with an error)"),
 ])
 def test_incomparable_runs_exit_2(tmp_path, cand_kwargs, message):
     base = write_run(tmp_path, "base", {"s": _items(5, 5)})

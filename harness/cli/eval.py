@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +65,8 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
 @click.option("--out", help="Run directory (default: runs/<run id>).")
 @click.option("--resume", is_flag=True, help="Finish the run in --out: completed samples are kept.")
 @click.option("--config", "config_file", type=click.Path(), help="TOML or JSON file of the same settings.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress (a bar on a terminal, else a log line on stderr every "
+              "tenth of the work or 30 s, with rate and ETA).")
 def eval_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], image_size: str | None, resume: bool,
              config_file: str | None, quiet: bool, **flags: Any) -> None:
     """Evaluate a model on suites; prints the run directory.
@@ -76,6 +76,7 @@ def eval_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], image_size
     Example: harness eval --model Qwen/Qwen2.5-VL-7B-Instruct --suite mathvista_testmini --limit 100
     """
     from harness.config import EvalConfig
+    from harness.progress import default_mode
     from harness.runner import run_eval
     from harness.runstore import RunDir
 
@@ -91,7 +92,7 @@ def eval_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], image_size
         # A resumed run keeps its own settings; flags given again must agree with them (checked later).
         settings = {**RunDir(given["out"]).read_manifest()["config"], **settings}
     cfg = EvalConfig.from_dict({**settings, **given}, source=config_file or "flags")
-    path = run_eval(cfg, resume=resume, progress=not quiet and sys.stderr.isatty())
+    path = run_eval(cfg, resume=resume, progress=default_mode(quiet), echo=lambda m: click.echo(m, err=True))
     click.echo(str(path))
 
 
@@ -124,21 +125,27 @@ def suites_command(as_json: bool) -> None:
 
 @click.command("show")
 @click.argument("run", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print metrics.json as is.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (metrics.json of a finished run).")
 def show_command(run: str, as_json: bool) -> None:
     """Print a run's metrics table.
+
+    A run that is running, unfinished, duplicated or stopped with an error says so first, on stderr,
+    and its numbers are computed from the records present (partial).
 
     Example: harness show runs/20261120-101500-tiny-qwen2_5_vl-1a2b
     """
     from harness.report_text import metrics_table
-    from harness.runstore import RunDir
+    from harness.run_state import read_run
 
-    rd = RunDir(run)
-    manifest, metrics = rd.read_manifest(), rd.read_metrics()
+    manifest, metrics, state = read_run(run)
+    if state.line:
+        click.echo(f"warning: {state.line}", err=True)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
-    metrics_table(manifest, metrics)
+    label = None if state.finished else state.kind.upper() + (
+        "" if state.completeness["complete"] else ", PARTIAL NUMBERS")
+    metrics_table(manifest, metrics, state=label)
 
 
 @click.command("rescore")
@@ -146,14 +153,18 @@ def show_command(run: str, as_json: bool) -> None:
 def rescore_command(run: str) -> None:
     """Re-extract and re-score every record from its response, then recompute metrics.json.
 
+    An unfinished or duplicated run is rescored too; its metrics.json says `complete: false` and a
+    warning says why (finish or repair it with `harness eval --out RUN --resume`).
+
     Example: harness rescore runs/20261120-101500-tiny-qwen2_5_vl-1a2b
     """
     from harness.report_text import metrics_table
     from harness.runner import rescore
     from harness.runstore import RunDir
 
-    metrics = rescore(run)
-    metrics_table(RunDir(run).read_manifest(), metrics)
+    metrics = rescore(run, echo=lambda m: click.echo(m, err=True))
+    complete = metrics["completeness"]["complete"]
+    metrics_table(RunDir(run).read_manifest(), metrics, state=None if complete else "PARTIAL NUMBERS")
 
 
 @click.command("score")

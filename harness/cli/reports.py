@@ -32,17 +32,20 @@ def report_command(runs: tuple[str, ...], out: str, title: str | None, lang: str
               help="Significance level of McNemar's exact test, after Holm over the gated suites.")
 @click.option("--min-format", type=float, default=None,
               help="Floor (0-1) on the candidate's format compliance on each gated suite.")
+@click.option("--allow-partial", is_flag=True,
+              help="Gate runs that are not finished (running, unfinished, duplicated, error) on the items both have.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout (verdict on stderr).")
 @click.pass_context
 def gate_command(ctx: click.Context, baseline: str, candidate: str, suites: tuple[str, ...], max_drop: float,
-                 alpha: float, min_format: float | None, as_json: bool) -> None:
+                 alpha: float, min_format: float | None, allow_partial: bool, as_json: bool) -> None:
     """CI regression gate: fail when the candidate run is worse than the baseline run.
 
     A suite fails when the candidate's accuracy drops by more than --max-drop points and McNemar's
     exact test on the paired items supports it (p < --alpha after Holm over the gated suites), or
     when its format compliance is below --min-format. Prints a one-line verdict and a Markdown
     summary (JSON with --json). Exit status: 0 pass, 1 regression, 2 runs that cannot be compared
-    (missing run, different items, split, prompt format or generation settings).
+    (missing run, different items, split, prompt format or generation settings, or a run that is not
+    finished, unless --allow-partial).
 
     Example: harness gate --baseline runs/base --candidate runs/ckpt-40 --max-drop 2 --min-format 0.95
     """
@@ -51,11 +54,11 @@ def gate_command(ctx: click.Context, baseline: str, candidate: str, suites: tupl
     args = (baseline, candidate, list(suites) or None, max_drop, alpha, min_format)
     if as_json:
         # CI scripts read the JSON summary, unusable input included (verdict "error", exit code 2).
-        result = gate_verdict(*args)
+        result = gate_verdict(*args, allow_partial=allow_partial)
         click.echo(result.reason, err=True)
         click.echo(result.to_json())
     else:
-        result = gate(*args)  # unusable input raises: one error line and exit status 2
+        result = gate(*args, allow_partial=allow_partial)  # unusable input raises: one line and exit 2
         click.echo(result.reason)
         click.echo()
         click.echo(result.to_markdown(), nl=False)

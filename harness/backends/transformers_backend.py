@@ -114,20 +114,7 @@ class TransformersBackend:
             if _count_image_parts(request.messages) != len(request.images):
                 raise ValueError(f"request {request.request_id}: {_count_image_parts(request.messages)} image "
                                  f"parts in the messages but {len(request.images)} images")
-        texts = [self.processor.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
-                 for r in batch]
-        images = [image for r in batch for image in r.images] or None
-        inputs = self.processor(text=texts, images=images, padding=True, return_tensors="pt").to(self.device)
-
-        options: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "eos_token_id": self.eos_ids,
-                                   "pad_token_id": self.pad_id}
-        if params.temperature == 0:
-            options.update(do_sample=False, num_return_sequences=1)
-        else:
-            options.update(do_sample=True, temperature=params.temperature, top_p=params.top_p,
-                           top_k=params.top_k, num_return_sequences=params.n)
-        if params.ignore_eos:  # a forced length: end-of-sequence ids are masked until max_new_tokens
-            options["min_new_tokens"] = params.max_new_tokens
+        inputs, options = self._inputs(batch), self._generate_options(params)
         # Seeded from this batch's ids, so its samples do not depend on what ran before it.
         batch_key = "\x1f".join(r.request_id for r in batch).encode()
         torch.manual_seed((params.seed + zlib.crc32(batch_key)) % 2**63)
@@ -169,6 +156,49 @@ class TransformersBackend:
                 finish_reason=finish,
                 latency_s=latency_s,
             ))
+        return completions
+
+    def _inputs(self, batch: list[Request]):
+        texts = [self.processor.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
+                 for r in batch]
+        images = [image for r in batch for image in r.images] or None
+        return self.processor(text=texts, images=images, padding=True, return_tensors="pt").to(self.device)
+
+    def _generate_options(self, params: GenerationParams) -> dict[str, Any]:
+        options: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "eos_token_id": self.eos_ids,
+                                   "pad_token_id": self.pad_id}
+        if params.temperature == 0:
+            options.update(do_sample=False, num_return_sequences=1)
+        else:
+            options.update(do_sample=True, temperature=params.temperature, top_p=params.top_p,
+                           top_k=params.top_k, num_return_sequences=params.n)
+        if params.ignore_eos:  # a forced length: end-of-sequence ids are masked until max_new_tokens
+            options["min_new_tokens"] = params.max_new_tokens
+        return options
+
+    def generate_bare(self, requests: list[Request], params: GenerationParams) -> list[Completion]:
+        """The reference `harness bench --bare` times: for each batch of `batch_size`, the chat template,
+        the processor and one plain `model.generate`, nothing else (no seeding, no decoding; completions
+        carry token counts and an empty text)."""
+        completions = []
+        for start in range(0, len(requests), self.batch_size):
+            batch = requests[start:start + self.batch_size]
+            started = time.perf_counter()
+            inputs, options = self._inputs(batch), self._generate_options(params)
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, **options)
+            new_tokens = output[:, inputs["input_ids"].shape[1]:]
+            is_end = torch.isin(new_tokens, torch.tensor(self.eos_ids, device=new_tokens.device))
+            if params.ignore_eos:
+                counts = [new_tokens.shape[1]] * new_tokens.shape[0]
+            else:  # up to and including the first end-of-sequence token
+                counts = torch.where(is_end.any(dim=1), is_end.int().argmax(dim=1) + 1, new_tokens.shape[1]).tolist()
+            latency_s = time.perf_counter() - started
+            prompt_counts = inputs["attention_mask"].sum(dim=1).tolist()
+            n_attempts = options["num_return_sequences"]
+            completions += [Completion(batch[row // n_attempts].request_id, row % n_attempts, "",
+                                       int(prompt_counts[row // n_attempts]), int(count), "length", latency_s)
+                            for row, count in enumerate(counts)]
         return completions
 
     def describe(self) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from core.errors import ConfigError
+
 
 @click.command("report")
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
@@ -15,8 +17,23 @@ import click
 def report_command(runs: tuple[str, ...], out: str, title: str | None, lang: str) -> None:
     """Write one self-contained HTML page comparing runs; the first RUN is the baseline.
 
+    Bench directories (from `harness bench`) get the bench page instead: one or more of them side by
+    side, with each one's throughput as a ratio to the first.
+
     Example: harness report runs/base runs/candidate -o report.html --title "GSPO step 40"
     """
+    from harness.benchstore import is_bench_dir
+
+    benches = [is_bench_dir(path) for path in runs]
+    if any(benches):
+        if not all(benches):
+            raise ConfigError("a report is of run directories or of bench directories, not both: "
+                              + ", ".join(path for path, bench in zip(runs, benches, strict=True) if not bench)
+                              + " holds no bench")
+        from reports.bench_page import build_bench_report
+
+        click.echo(f"wrote {build_bench_report(runs, out, title=title)}")
+        return
     from reports.page import build_report
 
     click.echo(f"wrote {build_report(runs, out, title=title, lang=lang)}")

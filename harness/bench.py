@@ -14,7 +14,6 @@ configuration records is in harness/benchstore.py and docs/benchmarks/README.md.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 import traceback
@@ -27,12 +26,13 @@ from core.errors import ConfigError, RunDirError
 from harness import provenance
 from harness.backends import BACKENDS, Backend, Request, load_backend
 from harness.bench_measure import (
+    DTYPE_BYTES,
     decode_weights,
     kv_bytes_per_token,
     measure_copy_bandwidth,
     safetensors_shapes,
 )
-from harness.bench_sweep import EngineFacts, Sweep, describe_dtype_bytes
+from harness.bench_sweep import EngineFacts, Sweep
 from harness.benchstore import BENCH_SCHEMA_VERSION, BenchDir, BenchFile, Configuration, PromptSet
 from harness.config import EvalConfig
 from harness.config_types import check_field_types
@@ -174,26 +174,38 @@ def _local_model_dir(ref: str, revision: str | None) -> Path | None:
         return None
 
 
+def _compute_dtype(model: dict[str, Any], config: dict[str, Any]) -> str:
+    """The dtype the backend computes in: what describe() says, or for "auto" the checkpoint's own."""
+    dtype = str(model.get("dtype") or "auto").removeprefix("torch.")
+    if dtype != "auto":
+        return dtype
+    text = config.get("text_config") or {}
+    return str(text.get("dtype") or text.get("torch_dtype") or config.get("dtype") or config.get("torch_dtype"))
+
+
 def engine_facts(backend_name: str, quantization: str, ecfg: EvalConfig, model: dict[str, Any],
                  device_bytes_per_s: float | None, idle_mib: float | None) -> EngineFacts:
     """Weights read per decode step and KV bytes per token, from the checkpoint and its config."""
     weight_bytes = kv_bytes = None
     notes = []
     model_dir = _local_model_dir(str(model.get("base_model") or ecfg.model), ecfg.revision)
-    dtype_bytes = describe_dtype_bytes(model)
     if model_dir is None or not (model_dir / "config.json").is_file():
         notes.append("model files not found locally: weight and KV bytes unknown")
-    elif dtype_bytes is None:
-        notes.append(f"unknown compute dtype {model.get('dtype')!r}: weight and KV bytes unknown")
     else:
-        shapes = safetensors_shapes(model_dir)
-        if shapes:
-            weight_bytes = decode_weights(shapes).bytes_per_step(dtype_bytes, quantization)
+        config = json.loads((model_dir / "config.json").read_text())
+        dtype = _compute_dtype(model, config)
+        dtype_bytes = DTYPE_BYTES.get(dtype)
+        if dtype_bytes is None:
+            notes.append(f"unknown compute dtype {dtype!r}: weight and KV bytes unknown")
         else:
-            notes.append("no safetensors weights in the model directory: weight bytes unknown")
-        kv_cache_dtype = str(model.get("kv_cache_dtype") or "auto")
-        kv_bytes = kv_bytes_per_token(json.loads((model_dir / "config.json").read_text()),
-                                      1 if kv_cache_dtype.startswith("fp8") else dtype_bytes)
+            shapes = safetensors_shapes(model_dir)
+            if shapes:
+                weight_bytes = decode_weights(shapes).bytes_per_step(dtype_bytes, quantization)
+            else:
+                notes.append("no safetensors weights in the model directory: weight bytes unknown")
+            kv_dtype = str(model.get("kv_cache_dtype") or (model.get("engine_options") or {}).get("kv_cache_dtype")
+                           or "auto")
+            kv_bytes = kv_bytes_per_token(config, 1 if kv_dtype.startswith("fp8") else dtype_bytes)
     replicas = ecfg.data_parallel_size if backend_name == "vllm" else 1
     n_devices = replicas * (ecfg.tensor_parallel_size if backend_name == "vllm" else 1)
     if device_bytes_per_s is None:
@@ -238,26 +250,6 @@ def _load(backend_name: str, quantization: str, ecfg: EvalConfig) -> Backend:
     return load_backend(backend_name, str(ecfg.model), **ecfg.backend_options())
 
 
-def _backend_class(name: str) -> type | None:
-    module_name, _, attr = BACKENDS[name].partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except ImportError:  # an optional backend that is not installed: its load says so
-        return None
-
-
-def _expected_passes(cfg: BenchConfig) -> int:
-    """Passes the sweep will make, for the progress bar (each backend's class tells whether it streams)."""
-    total = 0
-    for backend in cfg.backends:
-        cls = _backend_class(backend)
-        streams, bare = hasattr(cls, "stream"), cfg.bare and hasattr(cls, "generate_bare")
-        values = cfg.concurrency if streams else cfg.batch_sizes
-        per_engine = len(values) * (cfg.warmup + cfg.repeat + 1)
-        total += len(cfg.quantizations) * (per_engine + (cfg.repeat * (1 if streams else len(values)) if bare else 0))
-    return total
-
-
 def run_bench(cfg: BenchConfig, *, progress: ProgressMode = "off", log: Callable[[str], None] | None = None,
               loader: Loader = _load) -> Path:
     """Run the sweep and return the bench directory. `progress`: "bar" for a bar over the passes (see
@@ -284,7 +276,6 @@ def run_bench(cfg: BenchConfig, *, progress: ProgressMode = "off", log: Callable
             "hardware": provenance.platform_info(), "device_bandwidth": measure_copy_bandwidth(_bench_device()),
             "prompts": prompt_set, "engines": [], "configurations": [], "plots": []}
         store.write(bench)
-        bar = Progress(_expected_passes(cfg), "bar" if progress == "bar" else "off", label="bench")
 
         def measured(configuration: Configuration) -> None:
             bench["configurations"].append(configuration)
@@ -297,14 +288,13 @@ def run_bench(cfg: BenchConfig, *, progress: ProgressMode = "off", log: Callable
                 for quantization in cfg.quantizations:
                     ecfg = resolve_model(cfg.engine_config(backend_name, quantization))
                     _sweep_engine(cfg, ecfg, backend_name, quantization, requests, bench, loader,
-                                  on_pass=lambda label: bar.advance(1, label), on_configuration=measured)
+                                  progress="bar" if progress == "bar" else "off", on_configuration=measured)
             bench["status"] = "finished"
         except BaseException as exc:
             bench["status"] = "error"
             bench["error"] = "".join(traceback.format_exception_only(exc)).strip()
             raise
         finally:
-            bar.close()
             bench["plots"] = write_plots(store, bench["configurations"])
             bench["finished"] = now()
             store.write(bench)
@@ -312,9 +302,9 @@ def run_bench(cfg: BenchConfig, *, progress: ProgressMode = "off", log: Callable
 
 
 def _sweep_engine(cfg: BenchConfig, ecfg: EvalConfig, backend_name: str, quantization: str, requests: list[Request],
-                  bench: BenchFile, loader: Loader, on_pass: Callable[[str], None],
+                  bench: BenchFile, loader: Loader, progress: ProgressMode,
                   on_configuration: Callable[[Configuration], None]) -> None:
-    """Load one (backend, quantization), sweep its axis, close it."""
+    """Load one (backend, quantization), sweep its axis with a progress bar over its passes, close it."""
     idle_mib = _nvml_used_mib()  # before the load: what the engine takes is measured against it
     started = time.perf_counter()
     backend = loader(backend_name, quantization, ecfg)
@@ -327,9 +317,17 @@ def _sweep_engine(cfg: BenchConfig, ecfg: EvalConfig, backend_name: str, quantiz
         copy_gb_per_s = bench["device_bandwidth"]["gb_per_s"]
         facts = engine_facts(backend_name, quantization, ecfg, model,
                              copy_gb_per_s * 1e9 if copy_gb_per_s else None, idle_mib)
+        values = cfg.concurrency if axis == "concurrency" else cfg.batch_sizes
+        bare_passes = cfg.repeat * (1 if axis == "concurrency" else len(values))  # a stream's is shared
+        bar = Progress(len(values) * (cfg.warmup + cfg.repeat + 1) + (
+            bare_passes if cfg.bare and callable(getattr(backend, "generate_bare", None)) else 0),
+            progress, label=f"bench {backend_name} {quantization}")
         sweep = Sweep(backend, requests, ecfg.generation(), facts, repeat=cfg.repeat, warmup=cfg.warmup,
-                      bare=cfg.bare, on_pass=on_pass)
-        for value in cfg.concurrency if axis == "concurrency" else cfg.batch_sizes:
-            on_configuration(sweep.measure(axis, value))
+                      bare=cfg.bare, on_pass=lambda label: bar.advance(1, label))
+        try:
+            for value in values:
+                on_configuration(sweep.measure(axis, value))
+        finally:
+            bar.close()
     finally:
         backend.close()

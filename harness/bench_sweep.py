@@ -18,7 +18,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from core.errors import BackendError
 from harness.backends import Backend, Completion, GenerationParams, Request, iter_completions
@@ -203,10 +202,3 @@ class Sweep:
                                 device_bytes_per_s=self.engine.device_bytes_per_s,
                                 n_devices=self.engine.n_devices, note=self.engine.note)
 
-
-def describe_dtype_bytes(model: dict[str, Any]) -> float | None:
-    """Bytes per value of the compute dtype a backend's describe() reports ("bfloat16", "torch.float16")."""
-    from harness.bench_measure import DTYPE_BYTES
-
-    dtype = str(model.get("dtype") or "").removeprefix("torch.")
-    return DTYPE_BYTES.get(dtype)

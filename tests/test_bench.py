@@ -253,3 +253,23 @@ def test_transformers_bare_generate_counts_the_same_tokens(tiny_model_dir):
         bare = {(c.request_id, c.attempt): c.n_output_tokens for c in backend.generate_bare(requests, params)}
         assert bare == harness
     backend.close()
+
+
+def test_engine_facts_read_the_checkpoint(tiny_model_dir):
+    from harness.bench import engine_facts
+
+    cfg = BenchConfig(model=str(tiny_model_dir))
+    ecfg = cfg.engine_config("transformers", "none")
+    params = decode_weights(safetensors_shapes(tiny_model_dir))
+    # "auto" is the checkpoint's own dtype (the tiny model is saved in float32: 4 bytes a value).
+    auto = engine_facts("transformers", "none", ecfg, {"dtype": "auto"}, 1e9, None)
+    assert auto.kv_bytes_per_token == 2 * 2 * 1 * 16 * 4
+    assert auto.weight_bytes_per_step == 4 * (params.linear_params + params.other_params)
+    fp8_kv = engine_facts("transformers", "none", ecfg, {"dtype": "torch.bfloat16", "engine_options": {
+        "kv_cache_dtype": "fp8_e4m3"}}, 1e9, None)
+    assert fp8_kv.kv_bytes_per_token == 2 * 2 * 1 * 16 * 1
+    assert fp8_kv.weight_bytes_per_step == 2 * (params.linear_params + params.other_params)
+    missing = engine_facts("transformers", "none", BenchConfig(model="/no/such/model").engine_config(
+        "transformers", "none"), {"dtype": "bfloat16"}, None, None)
+    assert missing.weight_bytes_per_step is None and "not found locally" in missing.note
+    assert "device bandwidth not measured" in missing.note

@@ -67,6 +67,8 @@ class BenchConfig:
     ignore_eos: bool = field(default=False, metadata={"help": "always generate max_new_tokens (a forced length)"})
     repeat: int = field(default=3, metadata={"help": "timed passes per configuration"})
     warmup: int = field(default=1, metadata={"help": "discarded passes (one batch or one wave) per configuration"})
+    waves: int | None = field(default=None, metadata={"help": "send at most this many batches (or waves of "
+                                                      "`concurrency` requests) per configuration; default: all"})
     bare: bool = field(default=False, metadata={"help": "also time the bare engine on the same prompts"})
     seed: int = field(default=0, metadata={"help": "generation and procedural-suite seed"})
     gpu_memory_utilization: float | None = field(default=None, metadata={"help": "vllm: share of GPU memory"})
@@ -88,8 +90,9 @@ class BenchConfig:
         for name, values in (("batch_sizes", self.batch_sizes), ("concurrency", self.concurrency)):
             if min(values) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {values}")
-        if self.repeat < 1 or self.warmup < 0:
-            raise ConfigError(f"repeat must be at least 1 and warmup at least 0 (got {self.repeat}, {self.warmup})")
+        if self.repeat < 1 or self.warmup < 0 or (self.waves is not None and self.waves < 1):
+            raise ConfigError(f"repeat and waves must be at least 1 and warmup at least 0 (got repeat "
+                              f"{self.repeat}, waves {self.waves}, warmup {self.warmup})")
         if "vllm" not in self.backends and any(getattr(self, k) is not None for k in ENGINE_OPTIONS):
             raise ConfigError(f"{', '.join(k for k in ENGINE_OPTIONS if getattr(self, k) is not None)} apply to "
                               f"the vllm backend only")
@@ -221,6 +224,21 @@ def _nvml_used_mib() -> float | None:
         return sampler.baseline_used_mib
 
 
+def idle_baseline_mib(settle_s: float = 30.0, interval_s: float = 0.5, tolerance_mib: float = 64.0,
+                      read: Callable[[], float | None] = _nvml_used_mib) -> float | None:
+    """Device memory used before an engine loads. An engine closed just before frees its memory as its
+    processes exit: wait (at most settle_s) until two readings interval_s apart agree within tolerance."""
+    previous = read()
+    deadline = time.monotonic() + settle_s
+    while previous is not None and time.monotonic() < deadline:
+        time.sleep(interval_s)
+        current = read()
+        if current is None or abs(current - previous) <= tolerance_mib:
+            return current
+        previous = current
+    return previous
+
+
 def _bench_device() -> str:
     import torch
 
@@ -305,7 +323,7 @@ def _sweep_engine(cfg: BenchConfig, ecfg: EvalConfig, backend_name: str, quantiz
                   bench: BenchFile, loader: Loader, progress: ProgressMode,
                   on_configuration: Callable[[Configuration], None]) -> None:
     """Load one (backend, quantization), sweep its axis with a progress bar over its passes, close it."""
-    idle_mib = _nvml_used_mib()  # before the load: what the engine takes is measured against it
+    idle_mib = idle_baseline_mib()  # before the load: what the engine takes is measured against it
     started = time.perf_counter()
     backend = loader(backend_name, quantization, ecfg)
     load_time_s = time.perf_counter() - started
@@ -323,7 +341,7 @@ def _sweep_engine(cfg: BenchConfig, ecfg: EvalConfig, backend_name: str, quantiz
             bare_passes if cfg.bare and callable(getattr(backend, "generate_bare", None)) else 0),
             progress, label=f"bench {backend_name} {quantization}")
         sweep = Sweep(backend, requests, ecfg.generation(), facts, repeat=cfg.repeat, warmup=cfg.warmup,
-                      bare=cfg.bare, on_pass=lambda label: bar.advance(1, label))
+                      bare=cfg.bare, waves=cfg.waves, on_pass=lambda label: bar.advance(1, label))
         try:
             for value in values:
                 on_configuration(sweep.measure(axis, value))

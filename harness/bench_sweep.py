@@ -78,17 +78,17 @@ def _reset_torch_peaks() -> None:
 
 class Sweep:
     def __init__(self, backend: Backend, requests: list[Request], params: GenerationParams, engine: EngineFacts,
-                 *, repeat: int, warmup: int, bare: bool, on_pass: Callable[[str], None] | None = None):
+                 *, repeat: int, warmup: int, bare: bool, waves: int | None = None,
+                 on_pass: Callable[[str], None] | None = None):
         if not requests:
             raise BackendError("the bench has no prompts to send")
         self.backend, self.requests, self.params, self.engine = backend, requests, params, engine
-        self.repeat, self.warmup, self.bare = repeat, warmup, bare
+        self.repeat, self.warmup, self.bare, self.waves = repeat, warmup, bare, waves
         self.on_pass = on_pass or (lambda _label: None)
         self._engine_bare: BareTiming | None = None  # a streaming engine's bare timing, shared by its points
 
-    def run_pass(self, axis: str, value: int, requests: list[Request] | None = None,
+    def run_pass(self, axis: str, value: int, requests: list[Request],
                  params: GenerationParams | None = None) -> PassResult:
-        requests = self.requests if requests is None else requests
         batch_size = value if axis == "batch_size" else max(1, len(requests))
         concurrency = value if axis == "concurrency" else None
         started = time.perf_counter()
@@ -104,16 +104,19 @@ class Sweep:
         from harness.gpu_memory import NvmlSampler
 
         label = f"{self.engine.backend} {self.engine.quantization} {axis.replace('_', ' ')} {value}"
+        # With `waves`, a point sends its first waves x value prompts: enough to fill it, without hours
+        # of single-request decoding at the low end of a sweep.
+        requests = self.requests[:self.waves * value] if self.waves else self.requests
         _reset_torch_peaks()
         with NvmlSampler() as sampler:
             for i in range(self.warmup):
-                self.run_pass(axis, value, self.requests[:value])
+                self.run_pass(axis, value, requests[:value])
                 self.on_pass(f"{label}: warm-up {i + 1}/{self.warmup}")
             passes = []
             for i in range(self.repeat):
-                passes.append(self.run_pass(axis, value))
+                passes.append(self.run_pass(axis, value, requests))
                 self.on_pass(f"{label}: repeat {i + 1}/{self.repeat}")
-            prefill = self.run_pass(axis, value, params=dataclasses.replace(self.params, max_new_tokens=1))
+            prefill = self.run_pass(axis, value, requests, params=dataclasses.replace(self.params, max_new_tokens=1))
             self.on_pass(f"{label}: prefill-only pass")
             memory = self._memory(sampler)
         bare = self._bare(axis, passes[-1], label) if self.bare else None
@@ -168,16 +171,17 @@ class Sweep:
             ttfts += samples[-1]["ttft_ms"] or []
             tpots += [t for t in map(_tpot_ms, p.completions) if t is not None]
         walls = [s["wall_s"] for s in samples]
+        n_requests = len({c.request_id for c in passes[0].completions})
         out = repeat_stat([s["output_tokens"] / s["wall_s"] for s in samples])
         config: Configuration = {
             "backend": self.engine.backend, "quantization": self.engine.quantization, "axis": axis,  # type: ignore[typeddict-item]
-            "value": value, "n_requests": len(self.requests), "warmup_passes": self.warmup,
+            "value": value, "n_requests": n_requests, "warmup_passes": self.warmup,
             "wall_s": repeat_stat(walls), "output_tokens_per_s": out,
             "total_tokens_per_s": repeat_stat([(s["prompt_tokens"] + s["output_tokens"]) / s["wall_s"]
                                                for s in samples]),
             "samples_per_s": repeat_stat([s["n_completions"] / s["wall_s"] for s in samples]),
-            "prompt_tokens_mean": sum(s["prompt_tokens"] for s in samples) / len(samples) / len(self.requests),
-            "output_tokens_mean": sum(s["output_tokens"] for s in samples) / len(samples) / len(self.requests),
+            "prompt_tokens_mean": sum(s["prompt_tokens"] for s in samples) / len(samples) / n_requests,
+            "output_tokens_mean": sum(s["output_tokens"] for s in samples) / len(samples) / n_requests,
             **distribution("latency_ms", latencies), **distribution("ttft_ms", ttfts),  # type: ignore[typeddict-item]
             **distribution("tpot_ms", tpots),
             "memory": memory, "decode": self._decode(axis, value, passes[-1], walls, prefill.wall_s),

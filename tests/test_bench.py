@@ -95,6 +95,7 @@ class StreamingFake:
         self.model_dir = model_dir
         self.calls: list[tuple[int | None, int]] = []  # (max_concurrency, most in flight), per stream call
         self.bare_calls = 0
+        self.bare_sizes: list[int] = []
 
     def _one(self, request: Request, params: GenerationParams, submitted: float, lock, in_flight) -> Completion:
         with lock:
@@ -125,6 +126,7 @@ class StreamingFake:
 
     def generate_bare(self, requests, params):
         self.bare_calls += 1
+        self.bare_sizes.append(len(requests))
         return list(self.stream(requests, params))
 
     def describe(self):
@@ -210,7 +212,8 @@ def test_a_bench_that_fails_keeps_what_it_measured(tmp_path, tiny_model_dir):
     (["--quantization", "fp8"], "fp8"),
     (["--backend", "nope"], "unknown backend 'nope'"),
     (["--gpu-memory-utilization", "0.5"], "vllm backend only"),
-    (["--repeat", "0"], "repeat must be at least 1"),
+    (["--repeat", "0"], "must be at least 1"),
+    (["--waves", "0"], "must be at least 1"),
     (["--batch-size", "2,2"], "each once"),
     (["--suite", "mathvista_testmini"], "--data-dir"),
 ])
@@ -273,3 +276,20 @@ def test_engine_facts_read_the_checkpoint(tiny_model_dir):
         "transformers", "none"), {"dtype": "bfloat16"}, None, None)
     assert missing.weight_bytes_per_step is None and "not found locally" in missing.note
     assert "device bandwidth not measured" in missing.note
+
+
+def test_waves_limit_the_requests_of_each_point(tmp_path, tiny_model_dir):
+    path, fake = _fake_bench(tmp_path, tiny_model_dir, bare=True, waves=1)
+    configurations = BenchDir(path).read()["configurations"]
+    assert [c["n_requests"] for c in configurations] == [1, 2, 4]
+    assert [len(c["repeats"][0]["latency_ms"]) for c in configurations] == [1, 2, 4]
+    assert configurations[2]["decode"]["decode_steps"] == 2  # 4 requests x 2 decode tokens, 4 in flight
+    assert fake.bare_sizes == [6, 6]  # the bare engine still gets every prompt
+
+
+def test_idle_baseline_waits_for_a_closed_engine_to_free_its_memory():
+    from harness.bench import idle_baseline_mib
+
+    readings = iter([9000.0, 5000.0, 1200.0, 1190.0, 1190.0])
+    assert idle_baseline_mib(interval_s=0, read=lambda: next(readings)) == 1190.0
+    assert idle_baseline_mib(interval_s=0, read=lambda: None) is None

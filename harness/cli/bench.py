@@ -25,7 +25,7 @@ def _names(value: str | None) -> list[str] | None:
 
 
 _FIELDS = ("model", "revision", "adapter", "dtype", "suite", "split", "limit", "prompt_format", "max_new_tokens",
-           "ignore_eos", "repeat", "warmup", "bare", "seed", "gpu_memory_utilization", "max_model_len",
+           "ignore_eos", "repeat", "warmup", "waves", "bare", "seed", "gpu_memory_utilization", "max_model_len",
            "tensor_parallel_size", "data_parallel_size", "out")
 
 
@@ -48,6 +48,8 @@ _FIELDS = ("model", "revision", "adapter", "dtype", "suite", "split", "limit", "
 @click.option("--ignore-eos", is_flag=True, default=None, help="Always generate --max-new-tokens.")
 @click.option("--repeat", type=int, help="Timed passes per configuration (default 3).")
 @click.option("--warmup", type=int, help="Discarded warm-up passes per configuration (default 1).")
+@click.option("--waves", type=int, help="Per configuration, send only the first N batches (N x concurrency "
+              "requests) of the prompts (default: all).")
 @click.option("--bare", is_flag=True, default=None, help="Also time the bare engine on the same prompts.")
 @click.option("--seed", type=int, help="Generation seed.")
 @click.option("--gpu-memory-utilization", type=float, help="vllm: share of GPU memory the engine takes.")

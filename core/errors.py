@@ -56,8 +56,8 @@ _WHY = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EA
 def storage_error(exc: OSError, doing: str, path: str | os.PathLike | None = None) -> StorageError:
     """One line for an OSError: `cannot <doing> <path>: <why> (<strerror>)`.
 
-        raise storage_error(exc, "write", "runs/x/records.jsonl") from exc
-        # cannot write runs/x/records.jsonl: disk full (No space left on device)
+        raise storage_error(exc, "write", "runs/x/run.log") from exc
+        # cannot write runs/x/run.log: disk full (No space left on device)
     """
     where = path if path is not None else exc.filename
     why = _WHY.get(exc.errno or 0)

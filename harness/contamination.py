@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.checkpoints import read_checkpoint
 from suites.base import Item
 
 FINGERPRINTS_FILE = "train_fingerprints.json"
@@ -116,11 +117,11 @@ def overlap_summary(by_suite: dict[str, list[str]]) -> dict[str, Any] | None:
 
 def checkpoint_entry(model_dir: str | Path | None, items_by_suite: dict[str, list[Item]]) -> dict[str, Any] | None:
     """The run manifest's `checkpoint` key when the evaluated model is a trained checkpoint (its dir
-    holds checkpoint.json): what it is, and which evaluated items it was trained on."""
-    if not model_dir or not (Path(model_dir) / "checkpoint.json").is_file():
+    holds a checkpoint record): what it is, and which evaluated items it was trained on."""
+    info = read_checkpoint(model_dir) if model_dir else None
+    if info is None:
         return None
     folder = Path(model_dir)
-    info = json.loads((folder / "checkpoint.json").read_text())
     fingerprints = Fingerprints.load(folder)
     overlap = None
     if fingerprints is not None:

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.run_schema import METRICS_SCHEMA_VERSION, Metrics
 from harness.runstore import first_of_each_key
 
-METRICS_SCHEMA_VERSION = 1
 Z95 = 1.959963984540054
 
 
@@ -185,7 +185,7 @@ def completeness(records: list[dict[str, Any]], manifest: dict[str, Any]) -> dic
 
 
 def compute_metrics(records: list[dict[str, Any]], manifest: dict[str, Any],
-                    suite_specs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> dict[str, Any]:
+                    suite_specs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> Metrics:
     """suite_specs: suite name -> (breakdown fields, multi-label fields)."""
     state = completeness(records, manifest)
     records = first_of_each_key(records)

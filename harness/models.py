@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BackendError, ConfigError, ModelError
+from harness.checkpoints import read_checkpoint
 
 # dtype names accepted anywhere a dtype is asked for -> the torch attribute
 DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
@@ -118,7 +119,8 @@ def resolve_source(ref: str, revision: str | None = None) -> ModelSource:
 
 def resolve_model(model: str, revision: str | None = None, adapter: str | None = None) -> ResolvedModel:
     """The base and adapter to load. `model` may itself be an adapter: its base is the one named in its
-    adapter_config.json (base_model_name_or_path, at the revision recorded there)."""
+    adapter_config.json (base_model_name_or_path, at the revision recorded there, or else at the one
+    its checkpoint record names: an adapter saved by Unsloth records no revision)."""
     source = resolve_source(str(model), revision)
     if source.is_adapter:
         if adapter:
@@ -128,8 +130,9 @@ def resolve_model(model: str, revision: str | None = None, adapter: str | None =
         base_ref = source.adapter_config.get("base_model_name_or_path")
         if not base_ref:
             raise ModelError(f"adapter {model} does not name its base model (base_model_name_or_path)")
+        base_revision = source.adapter_config.get("revision") or _recorded_base_revision(source)
         try:
-            base = resolve_source(base_ref, source.adapter_config.get("revision"))
+            base = resolve_source(base_ref, base_revision)
         except ModelError as exc:
             raise ModelError(f"adapter {model} names base model {base_ref!r}, which cannot be loaded "
                              f"({exc}); pass the base as the model and the adapter with adapter=") from exc
@@ -141,6 +144,11 @@ def resolve_model(model: str, revision: str | None = None, adapter: str | None =
     if base.is_adapter:
         raise ModelError(f"base model {base.location} is itself an adapter")
     return ResolvedModel(base, adapter_source)
+
+
+def _recorded_base_revision(adapter: ModelSource) -> str | None:
+    info = read_checkpoint(adapter.location) if adapter.local else None
+    return (info or {}).get("base_model", {}).get("revision")
 
 
 def cuda_available() -> bool:

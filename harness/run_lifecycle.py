@@ -4,7 +4,7 @@
   removes what it created if the run never wrote its manifest (a bad model leaves no run).
 - `repair` is what a resume does first: cut a torn last line, drop repeated records (the first of each
   key is kept), and say so.
-- `finalize` recomputes metrics.json and closes the manifest: `finished`, or `error` when more than half
+- `finalize` recomputes the metrics file and closes the manifest: `finished`, or `error` when more than half
   of a suite's items failed (missing images, undecodable files), with a one-line summary.
 
     with claimed_run_dir(Path("runs/r1"), resume=False) as run:
@@ -140,7 +140,7 @@ def finalize(run: RunDir, manifest: dict[str, Any]) -> dict[str, Any]:
     state = metrics["completeness"]
     if not state["complete"]:
         if state["records_present"] == state["records_expected"] and not state["duplicated"]:
-            raise RunDirError(f"{run.path}: records.jsonl holds records of items or attempts this run does not "
+            raise RunDirError(f"{run.records_path}: holds records of items or attempts this run does not "
                               "have; it was edited or mixed with another run")
         raise RunDirError(incomplete_message(run.path, state) + "; resume the run to finish it")
     run.write_metrics(metrics)

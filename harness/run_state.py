@@ -61,7 +61,7 @@ def run_state(path: str | Path, manifest: dict[str, Any], records: list[dict[str
 
 
 def read_run(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], RunState]:
-    """Manifest, metrics and state of a run directory. The metrics are metrics.json for a finished run,
+    """Manifest, metrics and state of a run directory. The metrics are the stored file's for a finished run,
     else computed from the records present (partial numbers; their `completeness` says so)."""
     from harness.metrics import compute_metrics
     from harness.run_lifecycle import suite_specs  # the suite registry, only needed here
@@ -71,6 +71,6 @@ def read_run(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], RunState
     manifest = run.read_manifest()
     records = run.read_records()
     state = run_state(run.path, manifest, records)
-    if state.finished and run.metrics_path.is_file():
+    if state.finished and run.has_metrics():
         return manifest, run.read_metrics(), state
     return manifest, compute_metrics(records, manifest, suite_specs(manifest)), state

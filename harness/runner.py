@@ -1,4 +1,4 @@
-"""The evaluation loop: suite items -> prompts -> backend -> scorer -> records.jsonl -> metrics.json.
+"""The evaluation loop: suite items -> prompts -> backend -> scorer -> records -> metrics, in a run directory.
 
 A run is resumable at any point: records are appended per batch, and `resume=True` skips every
 (suite, sample_id, attempt) already on disk, so a killed run finishes with nothing lost or repeated.

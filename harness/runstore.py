@@ -1,4 +1,10 @@
-"""The run directory: manifest.json, records.jsonl, metrics.json and images/.
+"""The run directory: manifest.json, records.jsonl, metrics.json and images/. The only module that knows
+these names; every reader and writer goes through RunDir, whose files are typed in harness/run_schema.py.
+
+    run = RunDir("runs/r1")
+    manifest = run.read_manifest()      # schema version and shape checked: one line of error otherwise
+    records = run.read_records()        # list[Record]
+    metrics = run.read_metrics()        # Metrics, its schema version checked
 
 Crash safety: records are appended one JSON line at a time and flushed (fsync per batch), so a killed
 run loses at most the batch in flight; a torn last line is cut off when the run is reopened. The
@@ -15,13 +21,13 @@ from typing import Any
 
 from core.errors import RunDirError, storage_error
 from harness.jsonfile import check_schema_version, read_json, write_json_atomic, write_text_atomic
+from harness.run_schema import MANIFEST_SCHEMA_VERSION, METRICS_SCHEMA_VERSION, Manifest, Metrics, Record
 
-MANIFEST_SCHEMA_VERSION = 1
-RECORD_KEYS = (
-    "suite", "sample_id", "attempt", "question", "choices", "gold", "image", "prompt_sha256", "response",
-    "extracted", "extractor", "correct", "scores", "rewards", "format_ok", "format_failures",
-    "n_prompt_tokens", "n_output_tokens", "finish_reason", "latency_s", "batch", "error", "target", "meta",
-)
+MANIFEST_FILE = "manifest.json"
+RECORDS_FILE = "records.jsonl"
+METRICS_FILE = "metrics.json"
+IMAGES_DIR = "images"
+
 
 
 # The manifest keys a reader relies on, with their JSON types: anything else is a wrong-shaped file.
@@ -61,27 +67,27 @@ def check_manifest_shape(manifest: Any, path: Path) -> None:
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.manifest_path = self.path / "manifest.json"
-        self.records_path = self.path / "records.jsonl"
-        self.metrics_path = self.path / "metrics.json"
-        self.images_dir = self.path / "images"
+        self.manifest_path = self.path / MANIFEST_FILE
+        self.records_path = self.path / RECORDS_FILE
+        self.metrics_path = self.path / METRICS_FILE
+        self.images_dir = self.path / IMAGES_DIR
 
     # --- manifest -------------------------------------------------------------------------------
     def exists(self) -> bool:
         return self.manifest_path.is_file()
 
-    def read_manifest(self) -> dict[str, Any]:
+    def read_manifest(self) -> Manifest:
         manifest = read_json(self.manifest_path)
         if isinstance(manifest, dict):  # a non-object gets check_manifest_shape's message
             check_schema_version(manifest, self.manifest_path, MANIFEST_SCHEMA_VERSION, "run manifest")
         check_manifest_shape(manifest, self.manifest_path)
         return manifest
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: Manifest | dict[str, Any]) -> None:
         write_json_atomic(self.manifest_path, manifest)
 
     # --- records --------------------------------------------------------------------------------
-    def iter_records(self) -> Iterator[dict[str, Any]]:
+    def iter_records(self) -> Iterator[Record]:
         """Every complete record; a torn final line (a crash mid-write) is skipped."""
         if not self.records_path.exists():
             return
@@ -104,7 +110,7 @@ class RunDir:
                     raise RunDirError(f"{self.records_path}:{lineno} lacks {', '.join(missing)}")
                 yield record
 
-    def read_records(self) -> list[dict[str, Any]]:
+    def read_records(self) -> list[Record]:
         return list(self.iter_records())
 
     def repair_tail(self) -> int:
@@ -121,7 +127,7 @@ class RunDir:
             raise storage_error(exc, "repair", self.records_path) from exc
         return len(data) - keep
 
-    def append_records(self, records: list[dict[str, Any]]) -> None:
+    def append_records(self, records: list[Record] | list[dict[str, Any]]) -> None:
         """Append one batch; if the write fails (disk full), the batch is cut off again, all of it."""
         data = "".join(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
         size = self.records_path.stat().st_size if self.records_path.exists() else 0
@@ -137,7 +143,7 @@ class RunDir:
                 pass  # repair_tail() cuts a torn line when the run is resumed
             raise storage_error(exc, "write", self.records_path) from exc
 
-    def rewrite_records(self, records: list[dict[str, Any]]) -> None:
+    def rewrite_records(self, records: list[Record] | list[dict[str, Any]]) -> None:
         """Replace all records at once (rescore, repair): written aside, then renamed."""
         write_text_atomic(self.records_path, "".join(json.dumps(record, ensure_ascii=False, default=str) + "\n"
                                                      for record in records))
@@ -152,11 +158,19 @@ class RunDir:
         return len(records) - len(kept)
 
     # --- metrics --------------------------------------------------------------------------------
-    def write_metrics(self, metrics: dict[str, Any]) -> None:
+    def has_records(self) -> bool:
+        return self.records_path.is_file()
+
+    def has_metrics(self) -> bool:
+        return self.metrics_path.is_file()
+
+    def write_metrics(self, metrics: Metrics | dict[str, Any]) -> None:
         write_json_atomic(self.metrics_path, metrics)
 
-    def read_metrics(self) -> dict[str, Any]:
-        return read_json(self.metrics_path)
+    def read_metrics(self) -> Metrics:
+        metrics = read_json(self.metrics_path)
+        check_schema_version(metrics, self.metrics_path, METRICS_SCHEMA_VERSION, "run metrics")
+        return metrics
 
 
 def record_key(record: dict[str, Any]) -> tuple[str, str, int]:

@@ -10,6 +10,8 @@ the prefix).
 from __future__ import annotations
 
 from core.errors import ConfigError
+from harness.checkpoints import CHECKPOINT_FILE, TRAIN_LOG_FILE
+from harness.runstore import METRICS_FILE, RECORDS_FILE
 
 LANGS = ("en", "zh")
 HTML_LANG = {"en": "en", "zh": "zh-CN"}
@@ -88,10 +90,10 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "verdict.na": ("no shared items", "无共同题目"),
     # breakdowns
     "breakdowns.title": ("Breakdowns by category", "按类别细分"),
-    "breakdowns.intro": (("Accuracy per category, from each run's metrics.json; multi-label fields count an item "
+    "breakdowns.intro": (("Accuracy per category, from each run's {metrics_file}; multi-label fields count an item "
                          "under each of its labels. Category deltas are not tested: small categories move by "
                          "chance."),
-                         ("各类别准确率，取自各运行的 metrics.json；多标签字段中每道题计入其每个标签。类别层面的"
+                         ("各类别准确率，取自各运行的 {metrics_file}；多标签字段中每道题计入其每个标签。类别层面的"
                          "差值未做显著性检验：小类别的波动可能只是偶然。")),
     "breakdowns.none": ("No per-category breakdowns in these runs' metrics.", "这些运行的指标中没有分类细分。"),
     "col.category": ("Category", "类别"),
@@ -144,8 +146,8 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "item.reward_total": ("total", "总计"),
     "item.show_response": ("Show response", "展开回答"),
     "item.chars": ("characters", "字符"),
-    "item.truncated": ("Cut for this page; the full response is in records.jsonl.",
-                       "本页已截断，完整回答见 records.jsonl。"),
+    "item.truncated": ("Cut for this page; the full response is in {records_file}.",
+                       "本页已截断，完整回答见 {records_file}。"),
     "item.no_record": ("This run has no record of this item.", "该运行没有这道题的记录。"),
     "item.attempts": ("attempts correct", "次尝试正确"),
     "item.length": ("hit max_new_tokens", "达到 max_new_tokens"),
@@ -169,13 +171,13 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "col.vs_base": ("vs baseline", "相对基线"),
     # training
     "training.title": ("Training", "训练"),
-    "training.intro": (("Curves from each checkpoint's train_log.jsonl (solid: GRPO, dashed: GSPO) and the "
+    "training.intro": (("Curves from each checkpoint's {train_log_file} (solid: GRPO, dashed: GSPO) and the "
                        "accuracy of the evaluations run during training."),
-                       "来自各检查点 train_log.jsonl 的曲线（实线：GRPO，虚线：GSPO），以及训练期间周期评测的准确率。"),
+                       "来自各检查点 {train_log_file} 的曲线（实线：GRPO，虚线：GSPO），以及训练期间周期评测的准确率。"),
     "training.none": ("None of these runs evaluates a trained checkpoint.", "这些运行都不是训练检查点的评测。"),
     "training.missing_dir": ("Checkpoint directory not found (moved or deleted), so no training curves:",
                              "找不到检查点目录（已移动或删除），因此没有训练曲线："),
-    "training.no_log": ("No train_log.jsonl in the checkpoint directory:", "检查点目录中没有 train_log.jsonl："),
+    "training.no_log": ("No {train_log_file} in the checkpoint directory:", "检查点目录中没有 {train_log_file}："),
     "training.on_policy": (("GSPO ran effectively on-policy (one optimisation step per generation batch), where its "
                            "gradient equals GRPO's: differences from a GRPO run are noise, not the algorithm:"),
                            ("GSPO 实际上以同策略方式运行（每个生成批次只做一次优化），此时其梯度与 GRPO 相同："
@@ -183,8 +185,8 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "training.evals": ("Accuracy at periodic evaluations", "周期评测准确率"),
     "training.evals_table": ("Table of the periodic evaluations", "周期评测结果表"),
     "efficiency.memory_note": ("Memory not measured:", "未测量显存："),
-    "training.evals_missing": ("Evaluation runs listed in checkpoint.json but not found:",
-                               "checkpoint.json 中列出但未找到的评测运行："),
+    "training.evals_missing": ("Evaluation runs listed in {checkpoint_file} but not found:",
+                               "{checkpoint_file} 中列出但未找到的评测运行："),
     "col.algo": ("Algorithm", "算法"),
     "col.engine": ("Engine", "训练引擎"),
     "col.step": ("Step", "步数"),
@@ -225,9 +227,20 @@ _PAIRS: dict[str, tuple[str, str]] = {
                         "此版本中没有奖励计算器脚本。"),
 }
 
+# File names in the text come from the modules that own the files.
+_FILE_NAMES = {"{metrics_file}": METRICS_FILE, "{records_file}": RECORDS_FILE, "{train_log_file}": TRAIN_LOG_FILE,
+               "{checkpoint_file}": CHECKPOINT_FILE}
+
+
+def _with_file_names(string: str) -> str:
+    for placeholder, name in _FILE_NAMES.items():
+        string = string.replace(placeholder, name)
+    return string
+
+
 STRINGS: dict[str, dict[str, str]] = {
-    "en": {key: pair[0] for key, pair in _PAIRS.items()},
-    "zh": {key: pair[1] for key, pair in _PAIRS.items()},
+    "en": {key: _with_file_names(pair[0]) for key, pair in _PAIRS.items()},
+    "zh": {key: _with_file_names(pair[1]) for key, pair in _PAIRS.items()},
 }
 
 

@@ -18,12 +18,13 @@ from PIL import Image
 
 from reports.i18n import text
 from reports.page_html import ReportContext, esc, section, tr
+from reports.page_payload import FlipList, PageItem, ReportPayload, RunEntry
 
 THUMB_PX = 160
 JPEG_QUALITY = 70
 # Size budgets that keep a 4 x 1,000-item page well under 15 MB. Responses of flipped items keep up
 # to MAX_RESPONSE_CHARS; the others share what is left of RESPONSE_BUDGET_CHARS evenly (never below
-# MIN_RESPONSE_CHARS). A cut response says so on the page; records.jsonl has the full text.
+# MIN_RESPONSE_CHARS). A cut response says so on the page; the run's records have the full text.
 MAX_RESPONSE_CHARS = 6000
 MIN_RESPONSE_CHARS = 400
 RESPONSE_BUDGET_CHARS = 8_000_000
@@ -58,7 +59,7 @@ class ImageStore:
 
     def add(self, images_dir: Path, name: Any) -> str | None:
         """Key of the thumbnail for images_dir/name, or None when there is no readable image. The name
-        comes from records.jsonl: only a plain file name inside images/ is accepted."""
+        comes from the run's records: only a plain file name inside images/ is accepted."""
         if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
             return None
         try:
@@ -99,10 +100,10 @@ class ImageStore:
         return {str(i): url for i, url in enumerate(urls)}
 
 
-def _run_entry(records: list[dict[str, Any]], cap: int) -> dict[str, Any]:
+def _run_entry(records: list[dict[str, Any]], cap: int) -> RunEntry:
     """One run's view of one item: attempt 0's response, the item's mean correctness over attempts."""
     first = min(records, key=lambda r: r.get("attempt") or 0)
-    entry: dict[str, Any] = {"a": sum(1.0 for r in records if r.get("correct")) / len(records)}
+    entry: RunEntry = {"a": sum(1.0 for r in records if r.get("correct")) / len(records)}
     if len(records) > 1:
         entry["k"] = len(records)
     response = first.get("response")
@@ -112,7 +113,7 @@ def _run_entry(records: list[dict[str, Any]], cap: int) -> dict[str, Any]:
             entry["tl"] = len(response)
     optional = {"x": first.get("extracted"), "f": first.get("format_ok"),
                 "ff": first.get("format_failures") or None, "fin": first.get("finish_reason"),
-                "e": first.get("error"), "nt": first.get("n_output_tokens")}
+                "e": first.get("error")}
     rewards = first.get("rewards") or {}
     if any(rewards.get(k) is not None for k in ("format", "correctness", "total")):
         optional["rw"] = [rewards.get("format"), rewards.get("correctness"), rewards.get("total")]
@@ -173,20 +174,14 @@ def _response_cap(groups: dict[str, list], flipped_ids: set[tuple[str, str]]) ->
     return max(MIN_RESPONSE_CHARS, min(MAX_RESPONSE_CHARS, cap))
 
 
-def items_payload(ctx: ReportContext) -> dict[str, Any]:
-    """{"images": {key: data URL}, "items": [...], "flips": [...], "runs": [...]} for report.js.
-
-    An item: s (suite), id, q (question), c (choices), g (gold), img (image key), m (breakdown meta),
-    r (one entry per run, null where the run lacks the item: a mean correctness, t the response,
-    tl its full length when cut, x extracted, f/ff format verdict and failures, rw rewards,
-    fin finish reason, e error). A flip list: run (index), suite, fixed and broken (item indices).
-    """
+def items_payload(ctx: ReportContext) -> ReportPayload:
+    """The items, flips, runs and thumbnails report.js renders (keys: reports/page_payload.py)."""
     flips = _flipped(ctx)
     flipped_ids = {(suite, sid) for (_, suite), lists in flips.items() for ids in lists for sid in ids}
     groups = {suite: _grouped(ctx, suite) for suite in ctx.suites}
     other_cap = _response_cap(groups, flipped_ids)
     images = ImageStore()
-    items: list[dict[str, Any]] = []
+    items: list[PageItem] = []
     index: dict[tuple[str, str], int] = {}
     for suite, per_run in groups.items():
         fields = list(dict.fromkeys(f for run in ctx.runs
@@ -200,7 +195,7 @@ def items_payload(ctx: ReportContext) -> dict[str, Any]:
                     if image is not None:
                         break
             cap = MAX_RESPONSE_CHARS if (suite, sid) in flipped_ids else other_cap
-            item = {"s": suite, "id": sid, "q": _cut(first.get("question")), "g": _cut(first.get("gold")),
+            item: PageItem = {"s": suite, "id": sid, "q": _cut(first.get("question")), "g": _cut(first.get("gold")),
                     "r": [_run_entry(g[sid], cap) if sid in g else None for g in per_run]}
             choices = first.get("choices")
             if isinstance(choices, list) and choices:
@@ -212,7 +207,7 @@ def items_payload(ctx: ReportContext) -> dict[str, Any]:
                 item["m"] = meta
             index[(suite, sid)] = len(items)
             items.append(item)
-    flip_lists = [{"run": i, "suite": suite, "fixed": [index[(suite, s)] for s in fixed],
+    flip_lists: list[FlipList] = [{"run": i, "suite": suite, "fixed": [index[(suite, s)] for s in fixed],
                    "broken": [index[(suite, s)] for s in broken]} for (i, suite), (fixed, broken) in flips.items()]
     runs = [{"label": run.label, "color": ctx.color(i)} for i, run in enumerate(ctx.runs)]
     return {"images": images.urls(), "items": items, "flips": flip_lists, "runs": runs, "suites": ctx.suites}

@@ -1,4 +1,4 @@
-"""The training section: for runs that evaluate a trained checkpoint, the train_log.jsonl curves
+"""The training section: for runs that evaluate a trained checkpoint, the training log's curves
 (overlaid, GRPO solid and GSPO dashed) and the accuracy of the evaluations run during training.
 
 A checkpoint directory that is gone (moved machine) or lacks its log only produces a note."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.errors import RunDirError
-from harness.jsonfile import read_json
+from core.errors import RunDirError, SchemaVersionError
+from harness.runstore import RunDir
 from reports.page_html import DASH, Cell, ReportContext, cell, esc, pct, section, table, tr
 from reports.plots import Series, line_chart
 
@@ -57,7 +57,9 @@ def _eval_accuracies(run) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
     for entry in run.periodic_evals or []:
         path = entry.get("path")
         try:
-            metrics = read_json(Path(path) / "metrics.json") if path else None
+            metrics = RunDir(path).read_metrics() if path else None
+        except SchemaVersionError:
+            raise  # a run of another schema version is an error, not a missing run
         except RunDirError:
             metrics = None
         if metrics is None or not isinstance(entry.get("step"), (int, float)):

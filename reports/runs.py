@@ -7,14 +7,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.errors import RunDirError
-from harness.jsonfile import read_json
+from harness.checkpoints import read_checkpoint, read_train_log
 from harness.metrics import compute_metrics
 from harness.run_state import RunState, run_state
 from harness.runstore import RunDir, first_of_each_key
@@ -78,18 +77,6 @@ def _label(manifest: dict[str, Any], path: Path) -> str:
     return str(manifest.get("run_id") or path.name)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise RunDirError(f"{path}:{lineno} is not valid JSON ({exc})") from None
-    return rows
-
-
 def _checkpoint_dir(ckpt: dict[str, Any], run_path: Path) -> Path | None:
     if not ckpt.get("dir"):
         return None
@@ -106,12 +93,10 @@ def _training_files(ckpt: dict[str, Any] | None, run_path: Path):
     folder = _checkpoint_dir(ckpt, run_path)
     if folder is None:
         return None, None
-    log_path = folder / "train_log.jsonl"
-    train_log = _read_jsonl(log_path) if log_path.is_file() else None
+    train_log = read_train_log(folder)
     evals = None
-    info_path = folder / "checkpoint.json"
-    if info_path.is_file():
-        info = read_json(info_path)
+    info = read_checkpoint(folder)
+    if info is not None:
         evals = []
         for entry in info.get("evals") or []:
             run_dir = entry.get("run_dir")
@@ -120,16 +105,8 @@ def _training_files(ckpt: dict[str, Any] | None, run_path: Path):
     return train_log, evals
 
 
-def _check_manifest(manifest: Any, path: Path) -> None:
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("suites"), list):
-        raise RunDirError(f"{path}/manifest.json has no suites list: not a run manifest")
-    for entry in manifest["suites"]:
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise RunDirError(f"{path}/manifest.json: a suites entry has no name")
-
-
 def load_run(path: str | Path) -> Run:
-    """Read one run directory; metrics.json is recomputed from the records when it is missing.
+    """Read one run directory; its metrics are recomputed from the records when the file is missing.
 
     Raises RunDirError with one line when the directory, manifest or records are missing or invalid.
 
@@ -140,17 +117,16 @@ def load_run(path: str | Path) -> Run:
     if not path.is_dir():
         raise RunDirError(f"run directory not found: {path}")
     store = RunDir(path)
-    manifest = store.read_manifest()  # checks the schema version
-    _check_manifest(manifest, path)
-    if not store.records_path.is_file():
-        raise RunDirError(f"{path}: records.jsonl not found: not a run directory")
+    manifest = store.read_manifest()  # checks the schema version and the shape
+    if not store.has_records():
+        raise RunDirError(f"{path}: {store.records_path.name} not found: not a run directory")
     records = store.read_records()
     for i, r in enumerate(records, 1):
         missing = [k for k in REQUIRED_RECORD_KEYS if k not in r]
         if missing:
             raise RunDirError(f"{store.records_path}:{i} lacks {', '.join(missing)}")
     state = run_state(path, manifest, records)
-    if state.finished and store.metrics_path.is_file():
+    if state.finished and store.has_metrics():
         metrics = store.read_metrics()
     else:  # missing, or partial numbers of an unfinished run: recomputed from the records present
         from harness.runner import suite_specs  # the suite registry: only needed to recompute

@@ -1,29 +1,63 @@
-"""The documented run-directory schema names every field the code writes."""
+"""The documented formats name every key of their types, and every config field has a help line."""
 
+import re
 from pathlib import Path
+from typing import Any, get_args, get_type_hints, is_typeddict
 
+import pytest
+
+from harness.checkpoints import CheckpointInfo, TrainLogRow
 from harness.config import field_help
-from harness.metrics import suite_metrics, throughput
-from harness.runstore import RECORD_KEYS
+from harness.run_schema import Manifest, Metrics, Record
 
-DOC = (Path(__file__).resolve().parents[1] / "docs" / "run-directory.md").read_text()
-
-
-def test_every_record_key_is_documented():
-    missing = [k for k in RECORD_KEYS if f"`{k}`" not in DOC]
-    assert not missing
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def test_every_metric_key_is_documented():
-    keys = set(suite_metrics([])) | set(throughput([]))
-    missing = [k for k in keys - {"note", "n_records", "attempts_per_item"} if f"`{k}`" not in DOC
-               and f"suites.<name>.{k}" not in DOC]
-    assert not missing
+def typed_keys(typed_dict: Any) -> set[str]:
+    """Every key of a TypedDict and of the TypedDicts nested in its values (lists, dicts, unions)."""
+    keys = set()
+    for key, hint in get_type_hints(typed_dict).items():
+        keys.add(key)
+        for nested in _nested_typed_dicts(hint):
+            keys |= typed_keys(nested)
+    return keys
+
+
+def _nested_typed_dicts(hint: Any):
+    if is_typeddict(hint):
+        yield hint
+    for arg in get_args(hint):
+        yield from _nested_typed_dicts(arg)
+
+
+def doc_section(page: str, heading: str) -> str:
+    """The text under `## heading` up to the next second-level heading."""
+    text = (DOCS / page).read_text()
+    start = text.index(f"\n## {heading}")
+    end = text.find("\n## ", start + 4)
+    return text[start:end if end > 0 else None]
+
+
+def documented_words(section: str) -> set[str]:
+    """Words inside backticks: `suites.<name>.accuracy` documents suites, name and accuracy."""
+    return {word for span in re.findall(r"`([^`]+)`", section) for word in re.findall(r"[\w/]+", span)}
+
+
+@pytest.mark.parametrize(("typed_dict", "page", "heading"), [
+    (Record, "run-directory.md", "records.jsonl"),
+    (Manifest, "run-directory.md", "manifest.json"),
+    (Metrics, "run-directory.md", "metrics.json"),
+    (CheckpointInfo, "training.md", "checkpoint.json"),
+    (TrainLogRow, "training.md", "Periodic evaluation and logs"),
+], ids=lambda v: getattr(v, "__name__", None))
+def test_every_key_of_a_format_type_is_documented(typed_dict, page, heading):
+    words = documented_words(doc_section(page, heading))
+    missing = sorted(k for k in typed_keys(typed_dict) if k not in words)
+    assert not missing, f"{page} ## {heading} does not document {missing}"
 
 
 def test_every_config_field_has_a_help_line():
     assert all(field_help().values())
-
 
 def test_suites_page_is_current():
     from harness.docs_suites import render

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from harness.config import EvalConfig
+from harness.run_schema import record_keys
 from harness.runner import run_eval
-from harness.runstore import RECORD_KEYS, RunDir
+from harness.runstore import RunDir
 from tests.fixtures.gsm8k_fixture import write_gsm8k_fixture
 from tests.fixtures.math500_fixture import write_math500_fixture
 from tests.fixtures.mathverse_fixture import write_mathverse_fixture
@@ -37,7 +38,7 @@ def check_run(path: Path, n_expected: int) -> tuple[dict, list[dict], dict]:
     assert manifest["status"] == "finished"
     assert len(records) == n_expected
     for r in records:
-        assert set(RECORD_KEYS) <= set(r)
+        assert set(record_keys()) == set(r)
         assert r["error"] is None, r["error"]
         assert r["finish_reason"] in ("stop", "length") and r["n_output_tokens"] >= 1
         assert "<|image_pad|>" not in r["response"]

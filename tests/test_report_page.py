@@ -16,8 +16,10 @@ from harness.cli import cli
 from reports.i18n import STRINGS
 from reports.page import build_report
 from reports.page_items import MAX_RESPONSE_CHARS, _even_cap
+from reports.page_payload import FlipList, PageItem, PageRun, ReportPayload, RunEntry
 from reports.runs import differences, load_runs
 from tests.fixtures.run_fixture import write_checkpoint, write_run
+from tests.fixtures.typed_shape import shape_problems
 
 T, F = True, False
 # synth_arith: 50% -> 90%, 5 fixed and 1 broken: McNemar p = 2 * P(X <= 1 | 6, 1/2) = 2 * 7/64 = 0.219.
@@ -297,3 +299,23 @@ def test_report_command(tmp_path):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(missing) in lines[0]
+
+
+def test_the_page_data_has_the_payload_types_shape_and_the_script_reads_every_key(tmp_path):
+    images = [{"sample_id": f"a{i}", "correct": ok, "image": True, "choices": ["1", "2"], "meta": {"level": "1"}}
+              for i, ok in enumerate(ARITH[0])]
+    images[0].update(error="image could not be decoded")
+    images[1].update(format_ok=False, format_failures=["missing_answer"])
+    long = [{"sample_id": f"a{i}", "correct": [ok, ok], "response": "x" * (MAX_RESPONSE_CHARS + 50)}
+            for i, ok in enumerate(ARITH[1])]
+    base = write_run(tmp_path, "base", {"synth_arith": images})
+    cand = write_run(tmp_path, "cand", {"synth_arith": long[:9]}, attempts=2)
+    data = _data(build_report([base, cand], tmp_path / "r.html").read_text(encoding="utf-8"))
+    assert shape_problems(data, ReportPayload) == []
+    entries = [e for item in data["items"] for e in item["r"] if e]
+    assert set(RunEntry.__annotations__) == {k for e in entries for k in e}  # every key exercised
+    assert any(item["r"][1] is None for item in data["items"])  # an item the candidate lacks
+    script = (Path(__file__).resolve().parents[1] / "reports" / "assets" / "report.js").read_text()
+    unread = [key for t in (ReportPayload, PageItem, RunEntry, FlipList, PageRun) for key in t.__annotations__
+              if not re.search(rf"\.{key}\b", script)]
+    assert not unread, f"report.js never reads {unread}"

@@ -11,8 +11,9 @@ from PIL import Image
 
 from core.errors import ConfigError, RunDirError
 from harness.config import EvalConfig
+from harness.run_schema import record_keys
 from harness.runner import rescore, run_eval
-from harness.runstore import RECORD_KEYS, RunDir
+from harness.runstore import RunDir
 from suites import SUITES
 from suites.base import Item, Suite
 from tests.fakes import ScriptedBackend
@@ -50,7 +51,7 @@ def test_run_writes_manifest_records_metrics(tmp_path):
     assert manifest["packages"]["torch"] and manifest["hardware"]["cpu_count"]
     assert len(records) == 12
     for r in records:
-        assert set(RECORD_KEYS) <= set(r), set(RECORD_KEYS) - set(r)
+        assert set(record_keys()) == set(r), set(record_keys()) ^ set(r)
     charts = [r for r in records if r["suite"] == "synth_charts"]
     assert all(r["image"] and (run.images_dir / r["image"]).is_file() for r in charts)
     with Image.open(run.images_dir / charts[0]["image"]) as thumb:

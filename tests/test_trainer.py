@@ -14,10 +14,12 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from core.errors import ConfigError, DataError
+from harness.checkpoints import CheckpointInfo, read_checkpoint
 from harness.cli import cli
 from harness.config import EvalConfig
 from harness.runner import run_eval
 from harness.runstore import RunDir
+from tests.fixtures.typed_shape import shape_problems
 from trainers.config import TrainConfig
 from trainers.train import train
 
@@ -48,7 +50,8 @@ def on_policy_pair(tmp_path_factory, tiny_model_dir):
 
 @pytest.mark.parametrize("algo", ["gspo", "grpo"])
 def test_every_lora_parameter_trains_and_nothing_else(on_policy_pair, algo):
-    info = json.loads((on_policy_pair[algo] / "checkpoint.json").read_text())
+    info = read_checkpoint(on_policy_pair[algo])
+    assert shape_problems(info, CheckpointInfo) == []
     assert info["status"] == "finished" and info["steps"] == 2 and info["algo"] == algo
     lora = info["lora"]
     assert lora["n_trainable"] == 2 * 14  # A and B of 7 projections x 2 language layers

@@ -7,7 +7,7 @@ vary within groups and every LoRA matrix receives a gradient.
 
 Each configuration runs `harness train` in a fresh process (Unsloth patches TRL at import, and peak
 memory must not carry over), with identical settings apart from the engine; the numbers come from the
-checkpoint's train_log.jsonl: the median step time over the steps after the first (which carries
+checkpoint's training log: the median step time over the steps after the first (which carries
 compilation and warm-up), the first step's time, and the peak allocated GPU memory.
 """
 
@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.checkpoints import read_checkpoint, read_train_log
+
 ARCHS = ("qwen2_5_vl", "qwen3_vl")
 COMMON = ["--suite", "synth_charts", "--set", "per_device_train_batch_size=8", "--set", "num_generations=4",
           "--set", "max_completion_length=32", "--set", "learning_rate=1e-4", "--set", "limit=256",
@@ -29,11 +31,11 @@ COMMON = ["--suite", "synth_charts", "--set", "per_device_train_batch_size=8", "
 
 
 def summarize(checkpoint: Path) -> dict[str, Any]:
-    rows = [json.loads(line) for line in (checkpoint / "train_log.jsonl").read_text().splitlines() if line]
+    rows = read_train_log(checkpoint) or []
     steps = [r for r in rows if "step_time" in r]
     times = [r["step_time"] for r in steps]
     peaks = [r["peak_gpu_memory_mib"] for r in rows if r.get("peak_gpu_memory_mib") is not None]
-    info = json.loads((checkpoint / "checkpoint.json").read_text())
+    info = read_checkpoint(checkpoint) or {}
     return {"steps": len(times), "first_step_s": round(times[0], 3) if times else None,
             "median_step_s": round(statistics.median(times[1:]), 3) if len(times) > 1 else None,
             "peak_allocated_mib": max(peaks) if peaks else None,

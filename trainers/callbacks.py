@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from trainers.checkpoint import TRAIN_LOG_FILE
+from harness.checkpoints import append_train_log
 
 
 def _plain(value: Any) -> Any:
@@ -24,10 +23,10 @@ def _plain(value: Any) -> Any:
 
 
 class TrainLogWriter(TrainerCallback):
-    """Appends each TRL log entry to train_log.jsonl with the step, wall time and peak GPU memory."""
+    """Appends each TRL log entry to the checkpoint's training log with the step, wall time and peak GPU memory."""
 
     def __init__(self, out: Path, echo: Callable[[str], None] | None = None, echo_every: int = 10):
-        self.path = Path(out) / TRAIN_LOG_FILE
+        self.out = Path(out)
         self.started = time.monotonic()
         self.echo, self.echo_every = echo, echo_every
 
@@ -36,9 +35,7 @@ class TrainLogWriter(TrainerCallback):
             return
         row = {"step": state.global_step, **{k: _plain(v) for k, v in logs.items()},
                "wall_s": round(time.monotonic() - self.started, 3), "peak_gpu_memory_mib": _peak_mib()}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+        append_train_log(self.out, row)
         if self.echo and "reward" in row and (state.global_step % self.echo_every == 0 or state.global_step == 1):
             parts = [f"step {state.global_step}/{state.max_steps}: reward {row['reward']:.3f}"]
             parts += [f"{name.split('/')[1].removesuffix('_reward')} {value:.3f}" for name, value in row.items()

@@ -19,8 +19,9 @@ from typing import Any
 
 from core.errors import ConfigError, RunDirError
 from harness import provenance
+from harness.checkpoints import CHECKPOINT_FILE, KIND, TRAIN_LOG_FILE, is_checkpoint_dir, write_checkpoint
 from harness.models import pick_dtype, vision_token_ids
-from trainers.checkpoint import TRAIN_LOG_FILE, lora_check, write_checkpoint
+from trainers.checkpoint import lora_check
 from trainers.config import TrainConfig
 from trainers.data import eval_plan, guard, load_training_data, to_trl_dataset
 from trainers.engines import (
@@ -108,7 +109,7 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
                                                   ga=cfg.gradient_accumulation_steps))
     if overlap:
         say(f"warning: training on {overlap['n']} items that overlap the evaluation suites (--allow-overlap); "
-            f"recorded in checkpoint.json and shown by every report of those suites")
+            f"recorded in {CHECKPOINT_FILE} and shown by every report of those suites")
     dataset = to_trl_dataset(data.items, cfg)
     model_path = _base_model(cfg)
     model, processor, peft_config = load_model(cfg, engine, model_path)
@@ -129,7 +130,7 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
         raise ConfigError(f"GRPOConfig refused the settings: {str(exc).splitlines()[0]}") from exc
     out.mkdir(parents=True, exist_ok=True)
     info = {
-        "kind": "vlm-math-harness checkpoint", "status": "training", "created": now(), "finished": None,
+        "kind": KIND, "status": "training", "created": now(), "finished": None,
         "algo": cfg.algo, "engine": engine, "device": device,
         "base_model": {"id": model_path, "revision": cfg.revision},
         "config": cfg.to_dict(), "config_notes": list(notes) + substitutions,
@@ -148,7 +149,7 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
 
     def save_step(step: int, live_model: Any, live_processor: Any) -> Path:
         step_dir = out / "steps" / f"step-{step:06d}"
-        if (step_dir / "checkpoint.json").is_file():  # saved already (save_steps and eval_every coincide)
+        if is_checkpoint_dir(step_dir):  # saved already (save_steps and eval_every coincide)
             return step_dir
         live_model.save_pretrained(step_dir)
         live_processor.save_pretrained(step_dir)
@@ -171,7 +172,7 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
                           args=args, train_dataset=dataset, peft_config=peft_config, callbacks=callbacks)
     from transformers.trainer_callback import PrinterCallback
 
-    trainer.remove_callback(PrinterCallback)  # TRL would print every log dict; train_log.jsonl has them
+    trainer.remove_callback(PrinterCallback)  # TRL would print every log dict; the training log has them
     say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
     initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     started = time.monotonic()

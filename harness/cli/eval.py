@@ -125,7 +125,7 @@ def suites_command(as_json: bool) -> None:
 
 @click.command("show")
 @click.argument("run", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (metrics.json of a finished run).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (the metrics file of a finished run).")
 def show_command(run: str, as_json: bool) -> None:
     """Print a run's metrics table.
 
@@ -151,9 +151,9 @@ def show_command(run: str, as_json: bool) -> None:
 @click.command("rescore")
 @click.argument("run", type=click.Path())
 def rescore_command(run: str) -> None:
-    """Re-extract and re-score every record from its response, then recompute metrics.json.
+    """Re-extract and re-score every record from its response, then recompute the metrics.
 
-    An unfinished or duplicated run is rescored too; its metrics.json says `complete: false` and a
+    An unfinished or duplicated run is rescored too; its metrics file says `complete: false` and a
     warning says why (finish or repair it with `harness eval --out RUN --resume`).
 
     Example: harness rescore runs/20261120-101500-tiny-qwen2_5_vl-1a2b

@@ -316,7 +316,7 @@
     return result;
   }
 
-  // A float as Python's repr writes it (records.jsonl shows 2.0, not 2) for the range rewards take.
+  // A float as Python's repr writes it (the run's records show 2.0, not 2) for the range rewards take.
   function formatNumber(x) {
     if (x === null || x === undefined) return null;
     var s = String(x);

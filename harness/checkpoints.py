@@ -1,0 +1,182 @@
+"""The checkpoint directory's record files: checkpoint.json and the training log. The only module that
+knows their names and shapes; the trainer writes, and evaluation, reports and benches read, through it.
+
+```
+<out>/
+  adapter_config.json, adapter_model.safetensors, processor and tokenizer files
+  checkpoint.json          CheckpointInfo: base model, algo, engine, full config, GRPOConfig values, reward
+                           weights, data hash and size, held-out ids, steps, git commit,
+                           effectively_on_policy, overlap, LoRA check, periodic evals
+  train_log.jsonl          TrainLogRow per line: TRL's log history, one line per logged step
+  train_fingerprints.json  ids and image/text hashes of the training items (harness/contamination.py)
+  steps/step-000010/       intermediate adapters (periodic evaluation, save_steps)
+  evals/step-000010/       ordinary run directories of the periodic evaluations
+```
+
+    info = read_checkpoint("checkpoints/gspo-1")   # None when the folder holds no checkpoint record
+    rows = read_train_log("checkpoints/gspo-1")     # None when there is no log
+
+checkpoint.json carries the schema version of the directory (the training log included); reading one
+of another version is a one-line SchemaVersionError.
+"""
+
+# No `from __future__ import annotations`: on Python 3.11 it hides NotRequired from TypedDict.
+import json
+from pathlib import Path
+from typing import Any, Literal, NotRequired, TypedDict
+
+from core.errors import RunDirError, storage_error
+from harness.jsonfile import check_schema_version, read_json, write_json_atomic
+
+CHECKPOINT_FILE = "checkpoint.json"
+CHECKPOINT_SCHEMA_VERSION = 1
+TRAIN_LOG_FILE = "train_log.jsonl"
+KIND = "vlm-math-harness checkpoint"
+
+
+class BaseModelRef(TypedDict):
+    id: str  # a local directory or a Hub id
+    revision: str | None
+
+
+class HeldOut(TypedDict):
+    n: int
+    seed: int
+    ids: dict[str, list[str]]  # suite -> sample ids held out of training
+
+
+class TrainData(TypedDict):
+    sources: list[dict[str, Any]]  # per suite or dataset file: where the items came from, rows skipped
+    n_items: int
+    sha256: str  # over the items' content hashes
+    held_out: HeldOut
+
+
+class LoraCheck(TypedDict):
+    n_modules: int
+    n_parameters: int
+    all_nonzero: bool  # every LoRA A and B matrix non-zero: each module received a gradient
+    zero_a: list[str]
+    zero_b: list[str]
+    n_zero_b: int
+    n_trainable: NotRequired[int]
+    unchanged: NotRequired[list[str]]  # trainable tensors still equal to their initial value
+    trainable_outside_lora: NotRequired[list[str]]
+
+
+class EvalSummary(TypedDict):
+    accuracy: float | None
+    format_compliance: float | None
+
+
+class PeriodicEval(TypedDict):
+    step: int
+    run_dir: str  # relative to the checkpoint directory
+    suites: dict[str, EvalSummary]
+
+
+class CheckpointInfo(TypedDict):
+    schema_version: int
+    kind: str
+    status: Literal["training", "intermediate", "finished", "error"]
+    created: str
+    finished: str | None
+    algo: str  # gspo or grpo
+    engine: str  # unsloth or trl
+    device: str
+    base_model: BaseModelRef
+    config: dict[str, Any]  # every TrainConfig field
+    config_notes: list[str]
+    grpo_config: dict[str, Any]  # the values given to GRPOConfig
+    reward_weights: dict[str, float]
+    extra_rewards: list[str]
+    train_data: TrainData
+    effectively_on_policy: bool
+    overlap: dict[str, Any] | None  # {n, suites: {suite: [sample ids]}}: trained-on evaluation items
+    steps: int
+    harness: dict[str, Any]  # {commit, dirty}
+    packages: dict[str, str | None]
+    hardware: dict[str, Any]
+    lora: LoraCheck | None
+    evals: list[PeriodicEval]
+    train_metrics: dict[str, Any] | None  # TRL's train() metrics plus wall_s
+    error: NotRequired[str]  # why training stopped (status error)
+    training_dir: NotRequired[str]  # an intermediate step's: the training run it belongs to
+    merged_from: NotRequired[str]  # a merged export's: the adapter it was merged from
+    merged_dtype: NotRequired[str]
+
+
+# One line of the training log. TRL names its keys with slashes, hence the functional form; TRL logs
+# more than these (every key it logs is kept), these are the ones the harness reads or adds.
+TrainLogRow = TypedDict("TrainLogRow", {
+    "step": int,
+    "wall_s": float,  # since training started
+    "peak_gpu_memory_mib": float | None,  # None on CPU
+    "reward": float,
+    "reward_std": float,
+    "rewards/format_reward/mean": float,
+    "rewards/correctness_reward/mean": float,
+    "completions/mean_length": float,
+    "completions/clipped_ratio": float,
+    "clip_ratio/region_mean": float,
+    "kl": float,  # logged when beta > 0
+    "entropy": float,
+    "grad_norm": float,
+    "learning_rate": float,
+    "step_time": float,
+}, total=False)
+
+
+def is_checkpoint_dir(folder: str | Path | None) -> bool:
+    """Whether the folder holds a checkpoint record (a trained, intermediate or merged checkpoint)."""
+    return bool(folder) and (Path(folder) / CHECKPOINT_FILE).is_file()
+
+
+def read_checkpoint(folder: str | Path) -> CheckpointInfo | None:
+    """The checkpoint record, its schema version checked; None when the folder holds none."""
+    path = Path(folder) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    info = read_json(path, "checkpoint")
+    check_schema_version(info, path, CHECKPOINT_SCHEMA_VERSION, "checkpoint")
+    return info
+
+
+def write_checkpoint(folder: str | Path, info: dict[str, Any]) -> None:
+    """Write (atomically) the record; its schema version is this harness's, whatever `info` held."""
+    write_json_atomic(Path(folder) / CHECKPOINT_FILE, {**info, "schema_version": CHECKPOINT_SCHEMA_VERSION})
+
+
+def append_train_log(folder: str | Path, row: TrainLogRow | dict[str, Any]) -> None:
+    path = Path(folder) / TRAIN_LOG_FILE
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+    except OSError as exc:
+        raise storage_error(exc, "write", path) from exc
+
+
+def read_train_log(folder: str | Path) -> list[TrainLogRow] | None:
+    """Every logged step, in order; None when the folder has no training log. The log's schema is the
+    checkpoint record's: a folder whose checkpoint.json has another version is refused."""
+    path = Path(folder) / TRAIN_LOG_FILE
+    if not path.is_file():
+        return None
+    read_checkpoint(folder)  # checks the directory's schema version, when there is a record
+    rows: list[TrainLogRow] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise storage_error(exc, "read", path) from exc
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{path}:{lineno} is not valid JSON ({exc})") from None
+        if not isinstance(row, dict):
+            raise RunDirError(f"{path}:{lineno} is not a log entry (a JSON object)")
+        rows.append(row)
+    return rows

@@ -1,0 +1,232 @@
+"""The run directory's formats as types: a record, the manifest and the metrics file. harness/runstore.py
+reads and writes them (and alone knows the file names); docs/run-directory.md documents every key of
+these types, and tests/test_docs.py checks that it does.
+
+    from harness.run_schema import Record, record_keys
+    record_keys()    # ("suite", "sample_id", "attempt", "question", ...): every key a record carries
+
+The manifest's schema_version covers the records too (a record has no version of its own); the metrics
+file carries its own.
+"""
+
+# No `from __future__ import annotations`: on Python 3.11 it hides NotRequired from TypedDict.
+from typing import Any, Literal, NotRequired, TypedDict
+
+MANIFEST_SCHEMA_VERSION = 1
+METRICS_SCHEMA_VERSION = 1
+
+
+# --- the records: one JSON line per sample and attempt ----------------------------------------------
+class RecordTarget(TypedDict):
+    answer_type: str
+    unit: str | None
+    precision: int | None
+
+
+class RecordRewards(TypedDict):
+    format: float | None  # None for prompt formats without tags
+    correctness: float
+    total: float | None
+
+
+class Record(TypedDict):
+    suite: str
+    sample_id: str
+    attempt: int  # 0 .. n-1
+    question: str
+    choices: list[str] | None
+    gold: str
+    image: str | None  # thumbnail file name under images/
+    prompt_sha256: str | None
+    response: str | None  # None when the sample failed before generation
+    extracted: str | None
+    extractor: str
+    correct: bool
+    scores: dict[str, dict[str, Any]]  # side-by-side extractions: name -> {extracted, correct, ...}
+    rewards: RecordRewards
+    format_ok: bool | None
+    format_failures: list[str]
+    n_prompt_tokens: int | None
+    n_output_tokens: int | None
+    finish_reason: Literal["stop", "length"] | None
+    latency_s: float | None
+    batch: str | None  # "<session>-<batch>"
+    error: str | None
+    target: RecordTarget
+    meta: dict[str, Any]
+
+
+def record_keys() -> tuple[str, ...]:
+    """Every key of a record, in file order."""
+    return tuple(Record.__annotations__)
+
+
+# --- the manifest -----------------------------------------------------------------------------------
+class RunErrorInfo(TypedDict):
+    type: str
+    message: str
+    traceback: str
+
+
+class Repair(TypedDict):
+    time: str
+    torn_bytes: int
+    duplicates_dropped: int
+
+
+class ModelInfo(TypedDict):
+    id: str
+    revision: str | None
+    adapter: str | None
+    dtype: str | None
+    quantization: str | None
+    # reported by the backend once the model is loaded
+    model: NotRequired[str]  # the model as the backend was given it
+    base_model: NotRequired[str]
+    device: NotRequired[str]
+    n_parameters: NotRequired[int | None]
+    load_time_s: NotRequired[float]
+    generation_defaults: NotRequired[dict[str, Any]]
+
+
+class Generation(TypedDict):
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    n: int
+    seed: int
+    ignore_eos: NotRequired[bool]  # benchmarks: exactly max_new_tokens, end-of-sequence ignored
+
+
+class SuiteEntry(TypedDict):
+    name: str
+    version: str
+    split: str
+    source: str
+    variant: str | None
+    image_size: list[int] | None
+    n_items: int
+    content_sha256: str
+
+
+class CheckpointEntry(TypedDict):
+    """The manifest's `checkpoint`: the evaluated model is a trained checkpoint."""
+
+    dir: str  # the training directory (with the training log)
+    path: str
+    algo: str | None
+    engine: str | None
+    base_model: str | None
+    step: int | None
+    effectively_on_policy: bool | None
+    overlap: dict[str, Any] | None  # {n, suites: {suite: [sample ids]}}
+    fingerprints: bool
+
+
+class Hardware(TypedDict, total=False):
+    platform: str
+    cpu_model: str | None
+    cpu_count: int | None
+    ram_gib: float | None
+    gpu_name: str | None
+    gpu_count: int
+    gpu_memory_mib: float | None
+    driver_version: str | None
+    cuda_version: str | None
+
+
+class Session(TypedDict):
+    started: str
+    finished: str | None
+    n_records: int
+    memory: dict[str, Any] | None  # labelled peaks (torch, NVML, engine figures) or a note
+
+
+class Measurements(TypedDict):
+    sessions: list[Session]
+
+
+class Manifest(TypedDict):
+    schema_version: int
+    run_id: str
+    created: str
+    finished: str | None
+    status: Literal["running", "finished", "error"]
+    error: RunErrorInfo | None
+    repairs: NotRequired[list[Repair]]
+    harness: dict[str, Any]  # {commit, dirty}
+    model: ModelInfo
+    backend: str
+    prompt_format: str
+    generation: Generation
+    seed: int
+    suites: list[SuiteEntry]
+    config: dict[str, Any]  # the EvalConfig fields
+    checkpoint: CheckpointEntry | None
+    packages: dict[str, str | None]
+    hardware: Hardware
+    measurements: Measurements
+
+
+# --- the metrics ------------------------------------------------------------------------------------
+class CategoryAccuracy(TypedDict):
+    accuracy: float
+    n: int
+
+
+class SuiteMetrics(TypedDict):
+    n: int
+    n_records: int
+    attempts_per_item: int
+    accuracy: float | None
+    accuracy_ci95: list[float]
+    format_compliance: float | None
+    format_failures: dict[str, int]
+    truncation_rate: float | None
+    mean_output_tokens: float | None
+    errors: int
+    rewards_mean: dict[str, float | None]
+    variants: dict[str, CategoryAccuracy]
+    by: dict[str, dict[str, CategoryAccuracy]]
+
+
+class SuiteCompleteness(TypedDict):
+    items_expected: int
+    items_present: int
+    records_expected: int
+    records_present: int
+    duplicated: int
+    errored: int
+
+
+class Completeness(SuiteCompleteness):
+    complete: bool
+    suites: dict[str, SuiteCompleteness]
+
+
+class Throughput(TypedDict):
+    wall_s: float
+    samples_per_s: float | None
+    output_tokens_per_s: float | None
+    latency_s_p50: float | None
+    latency_s_p90: float | None
+    latency_s_p99: float | None
+    note: str
+
+
+class Memory(TypedDict):
+    peak_allocated_mib: float | None
+    peak_reserved_mib: float | None
+    nvml_peak_used_mib: float | None
+    note: NotRequired[str]
+
+
+class Metrics(TypedDict):
+    schema_version: int
+    run_id: str | None
+    completeness: Completeness
+    suites: dict[str, SuiteMetrics]
+    throughput: Throughput
+    memory: Memory
+    rescored: NotRequired[str]  # when `harness rescore` recomputed it

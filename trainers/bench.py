@@ -96,8 +96,10 @@ def main(argv: list[str] | None = None) -> None:
             for engine in args.engines.split(","):
                 rows.append(run_one(args.out, engine, arch, algo, args.steps, models[arch]))
                 print(json.dumps(rows[-1]), flush=True)
-    (args.out / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (args.out / "bench.md").write_text(markdown(rows))
+    # Named apart from harness bench's directory file (harness/benchstore.py), which `harness report`
+    # would otherwise try to read as one.
+    (args.out / "engines.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "engines.md").write_text(markdown(rows))
     print(markdown(rows))
 
 

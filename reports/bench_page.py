@@ -123,6 +123,14 @@ def _memory_mib(c: Configuration) -> float | None:
     return memory["backend"].get("peak_allocated_mib")
 
 
+def _backend_memory(c: Configuration) -> str | None:
+    """The backend's own labelled figures (torch peaks; vLLM's weights, KV cache and its peak usage)."""
+    figures = [f"{key} {value:,.0f}" if abs(value) >= 1000 else f"{key} {value:.3g}"
+               for key, value in c["memory"]["backend"].items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    return ", ".join(figures) or None
+
+
 def _sweep_tables(labels: list[str], benches: list[BenchFile]) -> str:
     keys = list(dict.fromkeys((c["backend"], c["quantization"], c["axis"]) for b in benches
                               for c in b["configurations"]))
@@ -146,7 +154,8 @@ def _sweep_tables(labels: list[str], benches: list[BenchFile]) -> str:
                     row.append(_ratio(mean, base["output_tokens_per_s"]["mean"] if base else None))
             throughput_rows.append(row)
         detail_head = [axis, "bench", "total tok/s", "samples/s", "latency p50 (ms)", "latency p99 (ms)",
-                       "TTFT p50 (ms)", "TPOT p50 (ms)", "decode bandwidth", "peak memory (MiB)", "harness / bare"]
+                       "TTFT p50 (ms)", "TPOT p50 (ms)", "decode bandwidth", "peak memory (MiB)",
+                       "the backend's memory figures", "harness / bare"]
         detail_rows = []
         for value in values:
             for label, p in zip(labels, points, strict=True):
@@ -160,7 +169,7 @@ def _sweep_tables(labels: list[str], benches: list[BenchFile]) -> str:
                     _fmt(c["samples_per_s"]["mean"], ",.2f"), _fmt(c["latency_ms_p50"]), _fmt(c["latency_ms_p99"]),
                     _fmt(c["ttft_ms_p50"]), _fmt(c["tpot_ms_p50"], ",.2f"),
                     Cell(f"{100 * util:.1f}%" if util is not None else DASH, util), _fmt(_memory_mib(c), ",.0f"),
-                    _fmt(bare, ".3f")])
+                    _plain(_backend_memory(c)), _fmt(bare, ".3f")])
         ident = f"{key[0]}-{key[1]}"
         parts.append(f"<h3>{esc(key[0])} {esc(key[1])}</h3>"
                      + table(head, throughput_rows, cls="compact", table_id=f"throughput-{ident}")

@@ -58,6 +58,7 @@ def test_two_benches_side_by_side_with_ratios(tmp_path, tiny_model_dir):
     detail = tables["detail-transformers-none"]
     assert len(detail) == 1 + 2 * 3  # a row per bench and point
     assert {row[1] for row in detail[1:]} == {"h200-a", "h200-b"}
+    assert {row[detail[0].index("the backend's memory figures")] for row in detail[1:]} == {"engine_kv_cache_mib 1"}
 
     # What a bench file holds is text, never markup; the page runs no script and loads nothing.
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page

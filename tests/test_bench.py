@@ -7,7 +7,6 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import get_type_hints
 
 import pytest
 from click.testing import CliRunner
@@ -16,24 +15,9 @@ from core.errors import ConfigError
 from harness.backends import Completion, GenerationParams, Request
 from harness.bench import BenchConfig, bench_prompts, run_bench
 from harness.bench_measure import decode_weights, safetensors_shapes
-from harness.benchstore import BenchDir, BenchFile, Configuration
+from harness.benchstore import BenchDir, BenchFile
 from harness.cli import cli
-
-
-def _assert_typed_keys(obj, typed_dict, where: str) -> None:
-    """Every key of the TypedDict is present, recursively through nested TypedDicts and lists of them."""
-    if isinstance(obj, list):
-        for i, element in enumerate(obj):
-            _assert_typed_keys(element, typed_dict, f"{where}[{i}]")
-        return
-    hints = get_type_hints(typed_dict)
-    missing = [key for key in hints if key not in obj]
-    assert not missing, f"{where} lacks {missing}"
-    for key, hint in hints.items():
-        args = [a for arg in getattr(hint, "__args__", (hint,)) for a in (arg, *getattr(arg, "__args__", ()))]
-        inner = [a for a in args if hasattr(a, "__required_keys__")]
-        if inner and obj[key] is not None:
-            _assert_typed_keys(obj[key], inner[0], f"{where}.{key}")
+from tests.fixtures.typed_shape import shape_problems
 
 
 @pytest.mark.slow
@@ -48,7 +32,7 @@ def test_bench_end_to_end_with_the_tiny_model(tiny_model_dir, tmp_path):
     assert result.output.count("bench: transformers none batch size") == 2  # one log line per configuration
 
     bench = BenchDir(out).read()
-    _assert_typed_keys(bench, BenchFile, "bench")
+    assert shape_problems(bench, BenchFile) == []  # every key of the types, of their types, and no other
     assert bench["status"] == "finished" and bench["error"] is None
     assert bench["packages"]["torch"] and bench["packages"]["transformers"]
     assert bench["prompts"]["n_requests"] == 2 and bench["prompts"]["n_with_image"] == 2
@@ -58,7 +42,6 @@ def test_bench_end_to_end_with_the_tiny_model(tiny_model_dir, tmp_path):
     assert engine["axis"] == "batch_size" and engine["load_time_s"] > 0
     assert [c["value"] for c in bench["configurations"]] == [1, 2]
     for c in bench["configurations"]:
-        _assert_typed_keys(c, Configuration, f"configuration {c['value']}")
         assert len(c["repeats"]) == 2 and all(len(r["latency_ms"]) == 2 for r in c["repeats"])
         assert all(r["output_tokens"] == 2 * 4 for r in c["repeats"])  # forced length
         assert c["output_tokens_per_s"]["mean"] > 0 and c["output_tokens_per_s"]["samples"][0] > 0
@@ -153,6 +136,7 @@ def _fake_bench(tmp_path, model_dir, name="fake", fake=None, **settings) -> tupl
 def test_concurrency_sweep_through_a_streaming_backend(tmp_path, tiny_model_dir):
     path, fake = _fake_bench(tmp_path, tiny_model_dir, bare=True)
     bench = BenchDir(path).read()
+    assert shape_problems(bench, BenchFile) == []
     # Per point: a warm-up wave, 2 timed passes and a prefill-only pass with `value` in flight at most;
     # then (first point only) the bare engine twice with everything at once.
     assert [cap for cap, _ in fake.calls] == [1] * 4 + [None] * 2 + [2] * 4 + [4] * 4

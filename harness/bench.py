@@ -261,6 +261,18 @@ def summary_line(c: Configuration) -> str:
     return ", ".join(parts)
 
 
+def engine_summary_line(points: list[Configuration]) -> str:
+    """One line per engine after its sweep: the peak throughput and where, the bandwidth at the smallest point."""
+    peak = max(points, key=lambda c: c["output_tokens_per_s"]["mean"] or 0)
+    first = min(points, key=lambda c: c["value"])
+    axis = peak["axis"].replace("_", " ")
+    line = (f"{peak['backend']} {peak['quantization']}: peak {peak['output_tokens_per_s']['mean']:,.1f} output "
+            f"tokens/s at {axis} {peak['value']}")
+    if first["decode"]["utilization"] is not None:
+        line += f"; decode bandwidth {100 * first['decode']['utilization']:.1f}% at {axis} {first['value']}"
+    return line
+
+
 Loader = Callable[[str, str, EvalConfig], Backend]
 
 
@@ -307,6 +319,9 @@ def run_bench(cfg: BenchConfig, *, progress: ProgressMode = "off", log: Callable
                     ecfg = resolve_model(cfg.engine_config(backend_name, quantization))
                     _sweep_engine(cfg, ecfg, backend_name, quantization, requests, bench, loader,
                                   progress="bar" if progress == "bar" else "off", on_configuration=measured)
+                    if log:
+                        log(engine_summary_line([c for c in bench["configurations"]
+                                                 if (c["backend"], c["quantization"]) == (backend_name, quantization)]))
             bench["status"] = "finished"
         except BaseException as exc:
             bench["status"] = "error"

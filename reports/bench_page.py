@@ -100,16 +100,28 @@ def _engines(labels: list[str], benches: list[BenchFile]) -> str:
     keys = list(dict.fromkeys((e["backend"], e["quantization"]) for b in benches for e in b["engines"]))
     rows = []
     for backend, quantization in keys:
-        cells = [_plain(f"{backend} {quantization}")]
-        for b in benches:
+        for label, b in zip(labels, benches, strict=True):
             engine = next((e for e in b["engines"] if (e["backend"], e["quantization"]) == (backend, quantization)), None)
-            cells.append(_fmt(engine["load_time_s"] if engine else None, ",.1f"))
-        rows.append(cells)
-    intro = ("Wall time of loading each engine as the bench measured it (weights, and for vLLM the engine "
-             "start-up with compilation and CUDA graph capture).")
-    head = ["engine", *[f"{esc(label)} load (s)" for label in labels]]
-    return _section("engines", "Model load",
-                    f'<p class="intro">{intro}</p>' + table(head, rows, cls="compact", table_id="engines-table"))
+            if engine is None:
+                continue
+            points = sorted((c for c in b["configurations"] if (c["backend"], c["quantization"]) == (backend, quantization)),
+                            key=lambda c: c["value"])
+            peak = max(points, key=lambda c: c["output_tokens_per_s"]["mean"] or 0, default=None)
+            first_util = points[0]["decode"]["utilization"] if points else None
+            rows.append([
+                _plain(f"{backend} {quantization}"), _plain(label), _fmt(engine["load_time_s"], ",.1f"),
+                _fmt(peak["output_tokens_per_s"]["mean"] if peak else None),
+                _plain(f"{engine['axis'].replace('_', ' ')} {peak['value']}" if peak else None),
+                _plain(points[0]["value"] if points else None),
+                Cell(f"{100 * first_util:.1f}%" if first_util is not None else DASH, first_util)])
+    intro = ("Load: wall time of loading each engine as the bench measured it (weights, and for vLLM the engine "
+             "start-up with compilation and CUDA graph capture). Peak: the highest mean output tokens/s of the "
+             "sweep and where it was reached. Decode bandwidth at the sweep's smallest point (batch or "
+             "concurrency 1 in a full sweep): how close single-stream decoding comes to the memory bound.")
+    head = ["engine", "bench", "load (s)", "peak output tok/s", "at", "smallest point", "decode bandwidth there"]
+    return _section("engines", "Engines: load, peak throughput, bandwidth",
+                    f'<p class="intro">{intro}</p>' + table(head, rows, cls="compact", table_id="engines-table",
+                                                             numeric_from=2))
 
 
 def _by_value(bench: BenchFile, key: tuple[str, str, str]) -> dict[int, Configuration]:

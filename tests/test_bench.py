@@ -30,6 +30,7 @@ def test_bench_end_to_end_with_the_tiny_model(tiny_model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == str(out)
     assert result.output.count("bench: transformers none batch size") == 2  # one log line per configuration
+    assert "bench: transformers none: peak " in result.output  # and one per engine
 
     bench = BenchDir(out).read()
     assert shape_problems(bench, BenchFile) == []  # every key of the types, of their types, and no other
@@ -129,7 +130,7 @@ def _fake_bench(tmp_path, model_dir, name="fake", fake=None, **settings) -> tupl
                       concurrency=[1, 2, 4], repeat=2, warmup=1, out=str(tmp_path / name), **settings)
     lines: list[str] = []
     path = run_bench(cfg, log=lines.append, loader=lambda backend, quantization, ecfg: fake)
-    assert len(lines) == 3
+    assert len(lines) == 3 + 1  # a line per configuration, and the engine's summary
     return path, fake
 
 

@@ -47,6 +47,11 @@ def test_two_benches_side_by_side_with_ratios(tmp_path, tiny_model_dir):
     transformers_row = next(row for row in machines if row[0] == "transformers")
     assert transformers_row[2] == "9.9.9" and transformers_row[1] != "9.9.9"
 
+    engines = tables["engines-table"]
+    assert [row[:2] for row in engines[1:]] == [["transformers none", "h200-a"], ["transformers none", "h200-b"]]
+    best = max(c["output_tokens_per_s"]["mean"] for c in json.loads((first / "bench.json").read_text())["configurations"])
+    assert engines[2][3] == f"{2 * best:,.1f}" and engines[1][3] == f"{best:,.1f}"
+
     throughput = tables["throughput-transformers-none"]
     assert throughput[0] == ["in flight", "h200-a output tok/s", "± sd", "h200-b output tok/s", "± sd", "× h200-a"]
     bench = json.loads((first / "bench.json").read_text())

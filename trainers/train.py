@@ -13,6 +13,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from typing import Any
 from core.errors import ConfigError, RunDirError
 from harness import provenance
 from harness.checkpoints import CHECKPOINT_FILE, KIND, TRAIN_LOG_FILE, is_checkpoint_dir, write_checkpoint
+from harness.config import EvalConfig
 from harness.models import pick_dtype, vision_token_ids
 from trainers.checkpoint import lora_check
 from trainers.config import TrainConfig
-from trainers.data import eval_plan, guard, load_training_data, to_trl_dataset
+from trainers.data import TrainData, eval_plan, guard, load_training_data, to_trl_dataset
 from trainers.engines import (
     device_of,
     import_unsloth,
@@ -94,122 +96,192 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
           echo: Callable[[str], None] | None = None) -> Path:
     """Train, save and verify the checkpoint; evaluate it when eval_suites are set. Returns its dir."""
     say = echo or (lambda msg: print(msg, file=sys.stderr))
-    engine = resolve_engine(cfg)
-    if engine == "unsloth":
-        import_unsloth(cfg)
-    cfg.check_trl_args_known()
-    out = Path(cfg.out) if cfg.out else default_out(cfg)
-    if out.exists() and any(out.iterdir()):
-        raise RunDirError(f"{out} exists and is not empty; choose another --out")
-    data = load_training_data(cfg)
-    overlap = guard(cfg, data)
-    on_policy = cfg.effectively_on_policy()
-    if cfg.algo == "gspo" and on_policy:
-        say("warning: " + ON_POLICY_WARNING.format(spg=cfg.effective_steps_per_generation(),
-                                                  ga=cfg.gradient_accumulation_steps))
-    if overlap:
-        say(f"warning: training on {overlap['n']} items that overlap the evaluation suites (--allow-overlap); "
-            f"recorded in {CHECKPOINT_FILE} and shown by every report of those suites")
+    engine = _start_engine(cfg)
+    out = _empty_out_dir(cfg)
+    data, overlap = _guarded_data(cfg, say)
     dataset = to_trl_dataset(data.items, cfg)
     model_path = _base_model(cfg)
     model, processor, peft_config = load_model(cfg, engine, model_path)
     device = device_of(engine)
     if engine == "trl":
         install_cpu_logprob()
-    import torch
-    from trl import GRPOConfig, GRPOTrainer
-
-    from trainers.callbacks import EveryNSteps, TrainLogWriter
-    from trainers.rewards import make_reward_funcs
-
     kwargs, substitutions = grpo_kwargs(cfg, engine, device, out, vision_token_ids(processor),
                                         len(extra_reward_funcs))
+    args = _grpo_config(kwargs)
+    info = _checkpoint_info(cfg, engine, device, model_path, data, overlap, kwargs,
+                            [*notes, *substitutions], extra_reward_funcs)
+    run = CheckpointRun(out, info, data, eval_plan(cfg, data.held_out_ids), say)
+    run.start()
+    trainer = _trainer(cfg, model, processor, peft_config, args, dataset, extra_reward_funcs, run.callbacks(cfg))
+    say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
+    _train_and_save(trainer, processor, run)
+    if run.plan is not None:
+        del trainer, model  # free the training copy before the evaluation loads the saved adapter
+        run.evaluate_final()
+    _warn_if_lora_untrained(run.info, say)
+    return out
+
+
+def _start_engine(cfg: TrainConfig) -> str:
+    """Pick the engine; Unsloth must be imported before trl, so it is imported here, first."""
+    engine = resolve_engine(cfg)
+    if engine == "unsloth":
+        import_unsloth(cfg)
+    cfg.check_trl_args_known()
+    return engine
+
+
+def _empty_out_dir(cfg: TrainConfig) -> Path:
+    out = Path(cfg.out) if cfg.out else default_out(cfg)
+    if out.exists() and any(out.iterdir()):
+        raise RunDirError(f"{out} exists and is not empty; choose another --out")
+    return out
+
+
+def _guarded_data(cfg: TrainConfig, say: Callable[[str], None]) -> tuple[TrainData, dict[str, Any] | None]:
+    """The training items, refused when they overlap the evaluation suites (unless allowed, then warned)."""
+    data = load_training_data(cfg)
+    overlap = guard(cfg, data)
+    if cfg.algo == "gspo" and cfg.effectively_on_policy():
+        say("warning: " + ON_POLICY_WARNING.format(spg=cfg.effective_steps_per_generation(),
+                                                  ga=cfg.gradient_accumulation_steps))
+    if overlap:
+        say(f"warning: training on {overlap['n']} items that overlap the evaluation suites (--allow-overlap); "
+            f"recorded in {CHECKPOINT_FILE} and shown by every report of those suites")
+    return data, overlap
+
+
+def _grpo_config(kwargs: dict[str, Any]) -> Any:
+    from trl import GRPOConfig
+
     try:
-        args = GRPOConfig(**kwargs)
+        return GRPOConfig(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"GRPOConfig refused the settings: {str(exc).splitlines()[0]}") from exc
-    out.mkdir(parents=True, exist_ok=True)
-    info = {
+
+
+def _checkpoint_info(cfg: TrainConfig, engine: str, device: str, model_path: str, data: TrainData,
+                     overlap: dict[str, Any] | None, kwargs: dict[str, Any], notes: list[str],
+                     extra_reward_funcs: Sequence[Callable]) -> dict[str, Any]:
+    """The checkpoint record as training starts: everything needed to reproduce and audit the run."""
+    return {
         "kind": KIND, "status": "training", "created": now(), "finished": None,
         "algo": cfg.algo, "engine": engine, "device": device,
         "base_model": {"id": model_path, "revision": cfg.revision},
-        "config": cfg.to_dict(), "config_notes": list(notes) + substitutions,
+        "config": cfg.to_dict(), "config_notes": notes,
         "grpo_config": {k: v for k, v in kwargs.items() if k != "output_dir"},
         "reward_weights": dict(cfg.reward_weights),
         "extra_rewards": [getattr(f, "__name__", repr(f)) for f in extra_reward_funcs],
         "train_data": {"sources": data.source, "n_items": len(data.items), "sha256": data.sha256(),
                        "held_out": {"n": cfg.held_out, "seed": cfg.held_out_seed, "ids": data.held_out_ids}},
-        "effectively_on_policy": on_policy, "overlap": overlap, "steps": 0,
+        "effectively_on_policy": cfg.effectively_on_policy(), "overlap": overlap, "steps": 0,
         "harness": provenance.git_state(), "packages": provenance.package_versions(),
         "hardware": provenance.platform_info(), "lora": None, "evals": [], "train_metrics": None,
     }
-    write_checkpoint(out, info)
-    data.fingerprints.save(out)
-    plan = eval_plan(cfg, data.held_out_ids)
 
-    def save_step(step: int, live_model: Any, live_processor: Any) -> Path:
-        step_dir = out / "steps" / f"step-{step:06d}"
+
+@dataclass
+class CheckpointRun:
+    """The checkpoint directory being written: its checkpoint record (`info`), step saves and evaluations."""
+
+    out: Path
+    info: dict[str, Any]
+    data: TrainData
+    plan: EvalConfig | None  # the periodic and final evaluation, or None without eval suites
+    say: Callable[[str], None]
+
+    def start(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.write()
+        self.data.fingerprints.save(self.out)
+
+    def write(self) -> None:
+        write_checkpoint(self.out, self.info)
+
+    def save_step(self, step: int, live_model: Any, live_processor: Any) -> Path:
+        step_dir = self.out / "steps" / f"step-{step:06d}"
         if is_checkpoint_dir(step_dir):  # saved already (save_steps and eval_every coincide)
             return step_dir
         live_model.save_pretrained(step_dir)
         live_processor.save_pretrained(step_dir)
-        data.fingerprints.save(step_dir)
-        write_checkpoint(step_dir, {**info, "status": "intermediate", "steps": step, "training_dir": str(out.resolve())})
+        self.data.fingerprints.save(step_dir)
+        write_checkpoint(step_dir, {**self.info, "status": "intermediate", "steps": step,
+                                    "training_dir": str(self.out.resolve())})
         return step_dir
 
-    def evaluate(step: int, live_model: Any, live_processor: Any) -> None:
-        step_dir = save_step(step, live_model, live_processor)
-        info["evals"].append(_evaluate(plan, step_dir, out, step, say))
-        write_checkpoint(out, info)
+    def evaluate(self, step: int, live_model: Any, live_processor: Any) -> None:
+        self._record_eval(self.save_step(step, live_model, live_processor), step)
 
-    callbacks: list[Any] = [TrainLogWriter(out, say, max(1, cfg.max_steps // 8))]
-    if plan is not None and cfg.eval_every:
-        callbacks.append(EveryNSteps(cfg.eval_every, evaluate))
-    if cfg.save_steps:
-        callbacks.append(EveryNSteps(cfg.save_steps, save_step))
+    def evaluate_final(self) -> None:
+        self._record_eval(self.out, self.info["steps"])
+
+    def _record_eval(self, model_dir: Path, step: int) -> None:
+        self.info["evals"].append(_evaluate(self.plan, model_dir, self.out, step, self.say))
+        self.write()
+
+    def callbacks(self, cfg: TrainConfig) -> list[Any]:
+        from trainers.callbacks import EveryNSteps, TrainLogWriter
+
+        callbacks: list[Any] = [TrainLogWriter(self.out, self.say, max(1, cfg.max_steps // 8))]
+        if self.plan is not None and cfg.eval_every:
+            callbacks.append(EveryNSteps(cfg.eval_every, self.evaluate))
+        if cfg.save_steps:
+            callbacks.append(EveryNSteps(cfg.save_steps, self.save_step))
+        return callbacks
+
+
+def _trainer(cfg: TrainConfig, model: Any, processor: Any, peft_config: Any, args: Any, dataset: Any,
+             extra_reward_funcs: Sequence[Callable], callbacks: list[Any]) -> Any:
+    from transformers.trainer_callback import PrinterCallback
+    from trl import GRPOTrainer
+
+    from trainers.rewards import make_reward_funcs
+
     trainer = GRPOTrainer(model=model, processing_class=processor,
                           reward_funcs=[*make_reward_funcs(cfg.prompt_format, cfg.reward_weights), *extra_reward_funcs],
                           args=args, train_dataset=dataset, peft_config=peft_config, callbacks=callbacks)
-    from transformers.trainer_callback import PrinterCallback
-
     trainer.remove_callback(PrinterCallback)  # TRL would print every log dict; the training log has them
-    say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
+    return trainer
+
+
+def _train_and_save(trainer: Any, processor: Any, run: CheckpointRun) -> None:
+    """Train; save the adapter and the processor; record which LoRA parameters changed. A crash is
+    recorded in the checkpoint record (status error) before it propagates."""
+    import torch
+
     initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     started = time.monotonic()
     try:
         result = trainer.train()
     except Exception as exc:
-        info.update(status="error", finished=now(), error=f"{type(exc).__name__}: {str(exc)[:500]}")
-        write_checkpoint(out, info)
+        run.info.update(status="error", finished=now(), error=f"{type(exc).__name__}: {str(exc)[:500]}")
+        run.write()
         raise
-    trainer_dir = out / "trainer"  # TRL's output_dir: empty unless save_steps wrote trainer states
+    trainer_dir = run.out / "trainer"  # TRL's output_dir: empty unless save_steps wrote trainer states
     if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
         trainer_dir.rmdir()
-    trainer.model.save_pretrained(out)
-    processor.save_pretrained(out)
+    trainer.model.save_pretrained(run.out)
+    processor.save_pretrained(run.out)
     lora = lora_check(trainer.model)
     params = dict(trainer.model.named_parameters())
     lora["n_trainable"] = len(initial)
     lora["unchanged"] = sorted(n for n, p in initial.items() if torch.equal(p, params[n].detach()))[:50]
     lora["trainable_outside_lora"] = sorted(n for n in initial if "lora_" not in n)[:50]
-    info.update(status="finished", finished=now(), steps=trainer.state.global_step, lora=lora,
-                train_metrics={**result.metrics, "wall_s": round(time.monotonic() - started, 2)})
-    write_checkpoint(out, info)
-    if plan is not None:
-        del trainer, model
-        info["evals"].append(_evaluate(plan, out, out, info["steps"], say))
-        write_checkpoint(out, info)
+    run.info.update(status="finished", finished=now(), steps=trainer.state.global_step, lora=lora,
+                    train_metrics={**result.metrics, "wall_s": round(time.monotonic() - started, 2)})
+    run.write()
+
+
+def _warn_if_lora_untrained(info: dict[str, Any], say: Callable[[str], None]) -> None:
     if not info["lora"]["all_nonzero"]:
         say(f"warning: {info['lora']['n_zero_b']} LoRA B matrices are still zero after training: those modules "
             f"got no gradient (constant rewards in every group give zero advantages); see {TRAIN_LOG_FILE}")
-    return out
 
 
-def _evaluate(plan: Any, model_dir: Path, out: Path, step: int, say: Callable[[str], None]) -> dict[str, Any]:
+def _evaluate(plan: EvalConfig, model_dir: Path, out: Path, step: int, say: Callable[[str], None]) -> dict[str, Any]:
     """Evaluate one saved adapter through the harness into evals/step-N, leaving training's RNG alone."""
     import torch
 
-    from harness.config import EvalConfig
     from harness.runner import run_eval
     from harness.runstore import RunDir
 

@@ -87,6 +87,7 @@ class ModelInfo(TypedDict):
     n_parameters: NotRequired[int | None]
     load_time_s: NotRequired[float]
     generation_defaults: NotRequired[dict[str, Any]]
+    script_sha256: NotRequired[str]  # the scripted backend: sha256 of its script file
 
 
 class Generation(TypedDict):

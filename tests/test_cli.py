@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from harness.backends.scripted import ScriptedBackend
 from harness.cli import cli
 from harness.config import EvalConfig
 from harness.runner import run_eval
-from tests.fakes import ScriptedBackend
 
 
 def invoke(*args):

@@ -224,11 +224,11 @@ def test_gate_accepts_loaded_runs_and_reports_labels(tmp_path):
 
 def test_gate_on_runs_written_by_the_runner(tmp_path):
     """Real run directories (the evaluation loop with a scripted backend), not handwritten ones."""
+    from harness.backends.scripted import ScriptedBackend
     from harness.config import EvalConfig
     from harness.runner import run_eval
     from suites import SUITES
     from suites.base import LoadOptions
-    from tests.fakes import ScriptedBackend
 
     suite = SUITES["synth_arith"]
     gold = {i.sample_id: i.gold for i in suite.load(LoadOptions(split=suite.default_split))}

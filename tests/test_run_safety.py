@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import DataError, ItemsFailedError, RunDirError, StorageError
+from harness.backends.scripted import ScriptedBackend
 from harness.config import EvalConfig
 from harness.metrics import compute_metrics
 from harness.progress import Progress
@@ -20,7 +21,6 @@ from harness.runner import rescore, run_eval
 from harness.runstore import RunDir
 from suites import SUITES
 from suites.base import Item
-from tests.fakes import ScriptedBackend
 from tests.test_runner import _png, _suite, gold_answer
 
 

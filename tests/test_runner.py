@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from core.errors import ConfigError, RunDirError
+from harness.backends.scripted import ScriptedBackend
 from harness.config import EvalConfig
 from harness.run_schema import record_keys
 from harness.runner import rescore, run_eval
 from harness.runstore import RunDir
 from suites import SUITES
 from suites.base import Item, Suite
-from tests.fakes import ScriptedBackend
 
 
 def gold_answer(request, attempt):

@@ -126,6 +126,8 @@ def iter_completions(backend: Backend, requests: Sequence[Request], params: Gene
 # name -> "module:factory". The factory takes (model, **options) and returns a Backend.
 BACKENDS: dict[str, str] = {
     "transformers": "harness.backends.transformers_backend:TransformersBackend",
+    # No model: fixed responses from a script file given as the model (see harness/backends/scripted.py).
+    "scripted": "harness.backends.scripted:from_script",
 }
 
 

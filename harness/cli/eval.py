@@ -41,7 +41,8 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
 @click.option("--variant", help="Suite variant, e.g. numeric for mathvista_testmini.")
 @click.option("--data-dir", "data_dirs", multiple=True, help="Local data: PATH for all suites, or SUITE=PATH.")
 @click.option("--image-size", help="Resize images to WxH RGB before prompting, e.g. 512x512.")
-@click.option("--backend", help="Generation backend (default: transformers).")
+@click.option("--backend", help="Generation backend (default: transformers). scripted: no model, --model is a "
+              "JSON script of fixed responses (see harness/backends/scripted.py).")
 @click.option("--dtype", help="auto, bfloat16, float16 or float32.")
 @click.option("--load-in-4bit", is_flag=True, default=None, help="bitsandbytes 4-bit weights (CUDA only).")
 @click.option("--prompt-format", help="reasoning-solution, think-answer, boxed or official.")

@@ -22,7 +22,7 @@ from typing import Any
 
 from core.answers import last_number, numbers_equal, to_float
 from core.errors import ConfigError
-from suites.base import Item, LoadOptions, Score, ScoringInput
+from suites.base import Item, LoadOptions, Score, ScoringInput, Suite
 
 # One key in TEST_SHARE goes to test. The key spaces are large, so the test split is never short of keys.
 TEST_SHARE = 10
@@ -88,6 +88,25 @@ def cached(build: Callable[[LoadOptions], list[Item]]) -> Callable[[LoadOptions]
         return [copy.deepcopy(item) for item in built(opts.split, opts.seed)]
 
     return load
+
+
+def suite(name: str, *, version: str, description: str, sizes: dict[str, int],
+          draw: Callable[[random.Random], Draft], breakdowns: tuple[str, ...], notes: str) -> Suite:
+    """The Suite of a procedural generator: seeded train/test splits of `sizes` drawn by `draw` (built
+    once per process, see `cached`), the question as is, integer scoring."""
+    return Suite(
+        name=name,
+        version=version,
+        description=description,
+        source="procedural",
+        splits=dict(sizes),
+        default_split="test",
+        load=cached(functools.partial(generate, name, sizes=sizes, draw=draw)),
+        question_text=question_text,
+        score=score_integer,
+        breakdowns=breakdowns,
+        notes=notes,
+    )
 
 
 def png_bytes(image: Any) -> bytes:

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from suites import procedural
-from suites.base import Item, LoadOptions, Suite
 
 NAME = "synth_arith"
 SIZES = {"train": 2000, "test": 200}
@@ -166,7 +165,7 @@ TEMPLATES = (
 OPERATIONS = tuple(dict.fromkeys(t.operations for t in TEMPLATES))
 
 
-def _draw(rng: random.Random) -> procedural.Draft:
+def draw_problem(rng: random.Random) -> procedural.Draft:
     operations = rng.choice(OPERATIONS)  # each operation kind equally often, whatever its template count
     template = rng.choice([t for t in TEMPLATES if t.operations == operations])
     numbers = template.numbers(rng)
@@ -179,24 +178,12 @@ def _draw(rng: random.Random) -> procedural.Draft:
                             answer=template.answer(numbers), meta=meta)
 
 
-def build(opts: LoadOptions) -> list[Item]:
-    """The split drawn afresh; `load` (the suite's loader) caches it per process."""
-    return procedural.generate(NAME, opts, SIZES, _draw)
-
-
-load = procedural.cached(build)
-
-
-SUITE = Suite(
-    name=NAME,
+SUITE = procedural.suite(
+    NAME,
     version="2",
     description="Procedural arithmetic word problems (1-3 operations, text only) with integer answers.",
-    source="procedural",
-    splits=dict(SIZES),
-    default_split="test",
-    load=load,
-    question_text=procedural.question_text,
-    score=procedural.score_integer,
+    sizes=SIZES,
+    draw=draw_problem,
     breakdowns=("operations", "steps"),
     notes="Generated from --seed; data_dir is not used. Train and test share no template-and-numbers pair.",
 )

@@ -27,7 +27,6 @@ import random
 from typing import Any
 
 from suites import procedural
-from suites.base import Item, LoadOptions, Suite
 
 NAME = "synth_charts"
 SIZES = {"train": 2000, "test": 200}
@@ -176,28 +175,16 @@ def count_shapes(counts: dict[str, int], asked: dict[str, str]) -> int:
     return total
 
 
-def _draw(rng: random.Random) -> procedural.Draft:
+def draw_problem(rng: random.Random) -> procedural.Draft:
     return _draw_bar_chart(rng) if rng.random() < 0.5 else _draw_shapes(rng)
 
 
-def build(opts: LoadOptions) -> list[Item]:
-    """The split drawn afresh; `load` (the suite's loader) caches it per process."""
-    return procedural.generate(NAME, opts, SIZES, _draw)
-
-
-load = procedural.cached(build)
-
-
-SUITE = Suite(
-    name=NAME,
+SUITE = procedural.suite(
+    NAME,
     version="2",
     description="Procedural bar charts and counted shapes (PIL, 224x224) with integer answers.",
-    source="procedural",
-    splits=dict(SIZES),
-    default_split="test",
-    load=load,
-    question_text=procedural.question_text,
-    score=procedural.score_integer,
+    sizes=SIZES,
+    draw=draw_problem,
     breakdowns=("kind", "question_kind"),
     notes="Generated from --seed; data_dir is not used. Train and test share no scene.",
 )

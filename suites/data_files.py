@@ -100,6 +100,19 @@ def hub_rows(hub_id: str, config: str | None, split: str, revision: str, help_te
                         f"({type(exc).__name__}); {help_text}") from exc
 
 
+def read_image_file(relative: Any, roots: tuple[Path, ...], where: str) -> tuple[bytes | None, str | None]:
+    """(bytes, None) of image file `relative` under the first of `roots` that holds it, else (None, why):
+    an unreadable file or, naming `where` it was looked for, a missing one. Never raises."""
+    for root in roots:
+        candidate = root / str(relative)
+        if candidate.is_file():
+            try:
+                return candidate.read_bytes(), None
+            except OSError as exc:
+                return None, f"cannot read image {relative}: {exc.strerror}"
+    return None, f"image {relative} not found {where}"
+
+
 def make_ids_unique(items: list[Item]) -> list[Item]:
     """A repeated sample id would merge two samples' records: later copies get a suffix and an error."""
     seen: dict[str, int] = {}

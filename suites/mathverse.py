@@ -29,7 +29,14 @@ from core.answers import find_numbers
 from core.errors import ConfigError, DataError
 from core.formats import OFFICIAL, answer_region
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite, Target
-from suites.data_files import find_parquet, hub_rows, make_ids_unique, read_json_list, read_parquet
+from suites.data_files import (
+    find_parquet,
+    hub_rows,
+    make_ids_unique,
+    read_image_file,
+    read_json_list,
+    read_parquet,
+)
 from suites.latex_verify import extracted_text, parse_answer, verify_parsed
 from suites.mathverse_answers import (
     answer_cue_tail,
@@ -116,14 +123,7 @@ def _image_bytes(cell: Any, roots: tuple[Path, ...]) -> tuple[bytes | None, str 
         cell = cell.get("path")
     if not cell:
         return None, "row has no image"
-    for root in roots:
-        candidate = root / str(cell)
-        if candidate.is_file():
-            try:
-                return candidate.read_bytes(), None
-            except OSError as exc:
-                return None, f"cannot read image {cell}: {exc.strerror}"
-    return None, f"image {cell} not found under the data folder (or its images/ folder)"
+    return read_image_file(cell, roots, "under the data folder (or its images/ folder)")
 
 
 def _item_from_row(index: int, row: Any, image_roots: tuple[Path, ...]) -> Item:

@@ -28,7 +28,14 @@ from core.answers import find_numbers
 from core.errors import ConfigError, DataError
 from core.formats import OFFICIAL, answer_region
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite, Target
-from suites.data_files import find_parquet, hub_rows, make_ids_unique, read_json, read_parquet
+from suites.data_files import (
+    find_parquet,
+    hub_rows,
+    make_ids_unique,
+    read_image_file,
+    read_json,
+    read_parquet,
+)
 
 SUITE_NAME = "mathvista_testmini"
 HUB_ID = "AI4Math/MathVista"
@@ -105,22 +112,11 @@ def _load_github_json(path: Path) -> list[Item]:
         if not isinstance(entry, dict):
             items.append(_broken_item(str(key), f"entry is a {type(entry).__name__}, not an object"))
             continue
-        image_bytes, image_error = _read_image_file(entry.get("image"), image_roots)
+        image = entry.get("image")
+        image_bytes, image_error = (read_image_file(image, image_roots, "beside testmini.json or one folder up")
+                                    if image else (None, "entry has no image path"))
         items.append(_item_from_row({**entry, "pid": entry.get("pid", key)}, image_bytes, image_error))
     return items
-
-
-def _read_image_file(rel_path: Any, roots: tuple[Path, ...]) -> tuple[bytes | None, str | None]:
-    if not rel_path:
-        return None, "entry has no image path"
-    for root in roots:
-        candidate = root / str(rel_path)
-        if candidate.is_file():
-            try:
-                return candidate.read_bytes(), None
-            except OSError as exc:
-                return None, f"cannot read image {rel_path}: {exc.strerror}"
-    return None, f"image {rel_path} not found beside testmini.json or one folder up"
 
 
 def _item_from_row(row: dict[str, Any], image_bytes: bytes | None, image_error: str | None = None,
@@ -158,7 +154,7 @@ def _decoded_image_bytes(cell: Any, base: Path | None) -> tuple[bytes | None, st
         return bytes(cell["bytes"]), None
     path = cell.get("path") if isinstance(cell, dict) else None
     if path and base is not None:
-        return _read_image_file(path, (base,))
+        return read_image_file(path, (base,), "beside testmini.json or one folder up")
     return None, "row has no decoded_image bytes"
 
 

@@ -28,6 +28,17 @@ def reference_data() -> Path:
     return path
 
 
+@pytest.fixture
+def offline_hub(monkeypatch):
+    """The Hub unreachable, as with no network: every `datasets.load_dataset` raises ConnectionError."""
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """The tiny random Qwen2.5-VL model, built offline once per test session."""

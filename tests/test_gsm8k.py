@@ -7,16 +7,14 @@ import json
 import pytest
 
 from core.errors import ConfigError, DataError
-from core.formats import PROMPT_FORMATS, answer_region
 from suites import gsm8k
-from suites.base import LoadOptions, ScoringInput, Target
+from suites.base import LoadOptions, Target
+from tests.fixtures import score_response, write_parquet
 from tests.fixtures.gsm8k_fixture import write_gsm8k_fixture
 
 
 def score(gold: str, response: str, fmt: str = "reasoning-solution"):
-    region, rule = answer_region(response, PROMPT_FORMATS[fmt])
-    return gsm8k.score(ScoringInput(response=response, region=region, region_rule=rule,
-                                    target=Target(gold=gold, answer_type="integer")))
+    return score_response(gsm8k.score, response, Target(gold=gold, answer_type="integer"), fmt)
 
 
 def test_fixture_loads_with_comma_and_negative_golds(tmp_path):
@@ -42,28 +40,18 @@ def test_malformed_rows_become_error_items(tmp_path):
 
 
 def test_parquet_layout(tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     rows = [{"question": "How many?", "answer": "It is <<2*3=6>>6.\n#### 6"}] * 2
-    (tmp_path / "main").mkdir()
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "main" / "test-00000-of-00001.parquet")
+    write_parquet(rows, tmp_path / "main" / "test-00000-of-00001.parquet")
     items = gsm8k.load(LoadOptions(split="test", data_dir=tmp_path))
     assert [(it.sample_id, it.gold) for it in items] == [("test-0000", "6"), ("test-0001", "6")]
 
 
-def test_missing_data_and_bad_split(tmp_path, monkeypatch):
+def test_missing_data_and_bad_split(tmp_path, offline_hub):
     with pytest.raises(DataError, match="test.jsonl"):
         gsm8k.load(LoadOptions(split="test", data_dir=tmp_path))
     with pytest.raises(ConfigError):
         gsm8k.load(LoadOptions(split="dev", data_dir=tmp_path))
 
-    import datasets
-
-    def offline(*args, **kwargs):
-        raise ConnectionError("no network")
-
-    monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DataError, match="--data-dir"):
         gsm8k.load(LoadOptions(split="test"))
 

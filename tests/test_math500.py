@@ -10,16 +10,14 @@ import pytest
 
 from core.answers import last_boxed
 from core.errors import DataError
-from core.formats import PROMPT_FORMATS, answer_region
 from suites import math500
-from suites.base import LoadOptions, ScoringInput, Target
+from suites.base import LoadOptions, Target
+from tests.fixtures import score_response, write_parquet
 from tests.fixtures.math500_fixture import write_math500_fixture
 
 
 def score(gold: str, response: str, fmt: str = "reasoning-solution"):
-    region, rule = answer_region(response, PROMPT_FORMATS[fmt])
-    return math500.score(ScoringInput(response=response, region=region, region_rule=rule,
-                                      target=Target(gold=gold, answer_type="expression")))
+    return score_response(math500.score, response, Target(gold=gold, answer_type="expression"), fmt)
 
 
 def test_fixture_loads(tmp_path):
@@ -46,14 +44,11 @@ def test_malformed_rows_and_duplicates(tmp_path):
 
 
 def test_parquet_layout_and_missing_data(tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     with pytest.raises(DataError, match="test.jsonl"):
         math500.load(LoadOptions(split="test", data_dir=tmp_path))
     row = {"problem": "P", "solution": "\\boxed{4}", "answer": "4", "subject": "Algebra", "level": 1,
            "unique_id": "test/algebra/1.json"}
-    pq.write_table(pa.Table.from_pylist([row]), tmp_path / "test-00000-of-00001.parquet")
+    write_parquet([row], tmp_path / "test-00000-of-00001.parquet")
     assert [it.gold for it in math500.load(LoadOptions(split="test", data_dir=tmp_path))] == ["4"]
 
 

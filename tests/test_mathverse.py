@@ -7,10 +7,10 @@ import json
 import pytest
 
 from core.errors import ConfigError, DataError
-from core.formats import PROMPT_FORMATS, answer_region
 from suites import mathverse
 from suites.base import LoadOptions, ScoringInput, Target
 from suites.mathverse_answers import gold_choice_letters, numeric_value
+from tests.fixtures import score_response, write_parquet
 from tests.fixtures.mathverse_fixture import write_mathverse_fixture
 
 CHOICES = ["30°", "45°", "60°", "75°"]
@@ -18,9 +18,8 @@ CHOICES = ["30°", "45°", "60°", "75°"]
 
 def score(gold: str, response: str, fmt: str = "reasoning-solution", choices: list[str] | None = None,
           multi_choice: bool = False):
-    region, rule = answer_region(response, PROMPT_FORMATS[fmt])
     target = Target(gold=gold, answer_type="multi_choice" if multi_choice else "expression", choices=choices)
-    return mathverse.score(ScoringInput(response=response, region=region, region_rule=rule, target=target))
+    return score_response(mathverse.score, response, target, fmt)
 
 
 def test_fixture_loads_all_versions(tmp_path):
@@ -53,17 +52,13 @@ def test_question_text_shows_each_version_its_own_text(tmp_path):
 
 
 def test_parquet_layout_keeps_image_bytes(tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     data_dir = write_mathverse_fixture(tmp_path / "src", n_problems=1)
     rows = json.loads((data_dir / "testmini.json").read_text())
     for row in rows:
         row["image"] = {"bytes": (data_dir / "images" / row["image"]).read_bytes(), "path": row["image"]}
         row["question_for_eval"] = rows[0]["question"]
     hub = tmp_path / "hub"
-    hub.mkdir()
-    pq.write_table(pa.Table.from_pylist(rows), hub / "testmini-00000-of-00001.parquet")
+    write_parquet(rows, hub / "testmini-00000-of-00001.parquet")
     items = mathverse.load(LoadOptions(split="testmini", data_dir=hub))
     assert len(items) == 5 and all(it.error is None for it in items)
     assert items[0].image_bytes == (data_dir / "images" / "images_version_1-4" / "image_1.png").read_bytes()
@@ -85,7 +80,7 @@ def test_malformed_rows_become_error_items(tmp_path):
     assert "missing.png" in items[2].error and items[3].sample_id == "1~1"
 
 
-def test_missing_data_and_bad_split(tmp_path, monkeypatch):
+def test_missing_data_and_bad_split(tmp_path, offline_hub):
     with pytest.raises(DataError, match="testmini.json"):
         mathverse.load(LoadOptions(split="testmini", data_dir=tmp_path))
     (tmp_path / "testmini.json").write_text("{broken")
@@ -94,12 +89,6 @@ def test_missing_data_and_bad_split(tmp_path, monkeypatch):
     with pytest.raises(ConfigError):
         mathverse.load(LoadOptions(split="test", data_dir=tmp_path))
 
-    import datasets
-
-    def offline(*args, **kwargs):
-        raise ConnectionError("no network")
-
-    monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DataError, match="--data-dir"):
         mathverse.load(LoadOptions(split="testmini"))
 

@@ -337,13 +337,7 @@ def test_hub_rows_load_with_undecoded_images(tmp_path, monkeypatch):
            [(it.sample_id, it.query, it.precision, it.image_bytes) for it in local]
 
 
-def test_hub_failure_is_a_one_line_data_error(monkeypatch):
-    import datasets
-
-    def offline(*args, **kwargs):
-        raise ConnectionError("offline")
-
-    monkeypatch.setattr(datasets, "load_dataset", offline)
+def test_hub_failure_is_a_one_line_data_error(offline_hub):
     with pytest.raises(DataError) as err:
         load(LoadOptions(split="testmini"))
     assert "\n" not in str(err.value) and "--data-dir" in str(err.value)

@@ -14,6 +14,7 @@ from harness.contamination import Fingerprints
 from harness.scoring import judge
 from suites import get_suite
 from suites.base import LoadOptions
+from tests.fixtures import write_parquet
 from trainers.config import TrainConfig
 from trainers.data import load_local_dataset, load_training_data, to_trl_dataset
 from trainers.rewards import completion_text, make_reward_funcs
@@ -58,15 +59,12 @@ def test_completion_text_forms():
 
 
 def test_local_parquet_dataset_with_images_and_a_bad_row(tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     (tmp_path / "img.png").write_bytes(_png("blue"))
     rows = [{"question": "How many?", "answer": "3", "image": {"bytes": _png("red"), "path": None}, "sample_id": "a"},
             {"question": "What colour?", "answer": "blue", "image": {"bytes": None, "path": "img.png"},
              "sample_id": "b"},
             {"question": "", "answer": "1", "image": None, "sample_id": "c"}]
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "train.parquet")
+    write_parquet(rows, tmp_path / "train.parquet")
     items = load_local_dataset(tmp_path / "train.parquet")
     assert [i.sample_id for i in items] == ["a", "b", "c"]
     assert items[0].image_bytes and items[1].image_bytes == _png("blue") and "lacks question" in items[2].error

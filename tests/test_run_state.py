@@ -10,13 +10,13 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from harness.backends.scripted import ScriptedBackend
 from harness.cli import cli
 from harness.config import EvalConfig
 from harness.run_state import run_state
 from harness.runner import run_eval
 from harness.runstore import RunDir
 from reports.page import build_report
-from tests.fakes import ScriptedBackend
 from tests.fixtures.run_fixture import write_run
 from tests.test_runner import gold_answer
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from core.errors import SchemaVersionError
 from harness import checkpoints
+from harness.backends.scripted import ScriptedBackend
 from harness.checkpoints import CheckpointInfo, TrainLogRow, read_checkpoint, read_train_log
 from harness.cli import cli
 from harness.config import EvalConfig
@@ -20,7 +21,6 @@ from harness.contamination import checkpoint_entry
 from harness.run_schema import Manifest, Metrics, Record
 from harness.runner import run_eval
 from harness.runstore import RunDir
-from tests.fakes import ScriptedBackend
 from tests.fixtures.run_fixture import write_checkpoint, write_run
 from tests.fixtures.typed_shape import shape_problems
 from tests.test_runner import gold_answer

@@ -34,6 +34,10 @@ class BackendError(HarnessError):
     """A backend is unknown or its optional dependency is not installed."""
 
 
+class OutputExistsError(HarnessError):
+    """A command would write into a folder that already holds a model, checkpoint or run (no --force)."""
+
+
 class ItemsFailedError(HarnessError):
     """A run finished, but most items of a suite failed (images missing, undecodable): its status is error."""
 

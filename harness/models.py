@@ -98,12 +98,38 @@ def hub_file(repo: str, filename: str, revision: str | None) -> Path | None:
                          f"or pass a local path") from exc
 
 
-def resolve_source(ref: str, revision: str | None = None) -> ModelSource:
-    """A local model or adapter directory, or a Hub id; ModelError when it is neither."""
+def check_readable(folder: Path, what: str = "model") -> None:
+    """Every file of a local model or adapter can be opened: a file another user saved as 0600 must say
+    permission denied here, not 'No such file or directory' from deep inside a loader."""
+    try:
+        files = [p for p in folder.iterdir() if p.is_file()]
+        for file in files:
+            with open(file, "rb"):
+                pass
+    except PermissionError as exc:
+        where = Path(exc.filename) if exc.filename else folder
+        try:
+            owner = f"owner uid {where.stat().st_uid}, mode {where.stat().st_mode & 0o777:04o}"
+        except OSError:
+            owner = "unreadable"
+        raise ModelError(f"cannot read {what} file {where}: permission denied ({owner}); ask its owner to "
+                         "make it readable (chmod a+r) or use a copy") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read {what} directory {folder}: {exc.strerror}") from None
+
+
+def resolve_source(ref: str, revision: str | None = None, what: str = "model") -> ModelSource:
+    """A local model or adapter directory, or a Hub id; ModelError when it is neither. `what` names it
+    in messages ("model", "adapter")."""
     path = Path(ref).expanduser()
-    if path.exists():
+    try:
+        exists = path.exists()
+    except PermissionError:
+        raise ModelError(f"cannot read {what} directory {ref}: permission denied on a folder above it") from None
+    if exists:
         if not path.is_dir():
-            raise ModelError(f"model path {ref} is a file; pass the model's directory")
+            raise ModelError(f"{what} path {ref} is a file; pass the {what}'s directory")
+        check_readable(path, what)
         adapter_file = path / ADAPTER_CONFIG_FILE
         if adapter_file.is_file():
             return ModelSource(str(path), revision, True, json.loads(adapter_file.read_text()))
@@ -111,7 +137,7 @@ def resolve_source(ref: str, revision: str | None = None) -> ModelSource:
             raise ModelError(f"{ref} holds neither config.json (a model) nor {ADAPTER_CONFIG_FILE} (a LoRA adapter)")
         return ModelSource(str(path), revision, True, None)
     if ref.startswith((".", "/", "~")) or not HUB_ID.match(ref):
-        raise ModelError(f"model directory {ref} does not exist")
+        raise ModelError(f"{what} directory {ref} does not exist")
     adapter_file = hub_file(ref, ADAPTER_CONFIG_FILE, revision)
     adapter_config = json.loads(adapter_file.read_text()) if adapter_file else None
     return ModelSource(ref, revision, False, adapter_config)
@@ -138,7 +164,7 @@ def resolve_model(model: str, revision: str | None = None, adapter: str | None =
                              f"({exc}); pass the base as the model and the adapter with adapter=") from exc
     else:
         base = source
-        adapter_source = resolve_source(str(adapter), None) if adapter else None
+        adapter_source = resolve_source(str(adapter), None, what="adapter") if adapter else None
         if adapter_source is not None and not adapter_source.is_adapter:
             raise ModelError(f"adapter {adapter} has no {ADAPTER_CONFIG_FILE} (not a PEFT adapter)")
     if base.is_adapter:

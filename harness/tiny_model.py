@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.models import VISION_TOKENS
+from harness.outdirs import check_output_dir, staged_output
 
 # Bump when the built model changes (sizes, vocabulary, template): cached models are keyed on it.
 BUILDER_VERSION = 1
@@ -191,18 +192,22 @@ def _build_config(arch: Arch, tokenizer, hidden: int = 32, layers: int = 2):
     return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **ids)
 
 
-def build_tiny_model(out: Path, arch: Arch = "qwen2_5_vl", seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+def build_tiny_model(out: Path, arch: Arch = "qwen2_5_vl", seed: int = 0, hidden: int = 32, layers: int = 2,
+                     force: bool = False) -> Path:
     """Build a random `arch` model with its tokenizer and processor into `out`; same seed, same weights.
-    `hidden` (a multiple of 16) and `layers` size the language model; the default is the smallest."""
+    `hidden` (a multiple of 16) and `layers` size the language model; the default is the smallest.
+    A folder `out` that holds anything is refused (OutputExistsError) unless force; the model is
+    written aside and moved into place whole, its files readable by all (0644 with the usual umask)."""
     if hidden % 16 or hidden < 32 or layers < 1:
         raise ValueError(f"hidden must be a multiple of 16 (at least 32) and layers at least 1, got {hidden}, {layers}")
     if arch not in ARCHS:
         raise ValueError(f"unknown tiny model architecture {arch!r}; choose one of {ARCHS}")
+    out = Path(out)
+    check_output_dir(out, "model directory", force)  # before anything is built
     import torch
     from transformers import AutoModelForImageTextToText, GenerationConfig
     from transformers.utils import logging as hf_logging
 
-    out = Path(out)
     tokenizer = _build_tokenizer()
     processor = _build_processor(arch, tokenizer)
     config = _build_config(arch, tokenizer, hidden, layers)
@@ -215,18 +220,18 @@ def build_tiny_model(out: Path, arch: Arch = "qwen2_5_vl", seed: int = 0, hidden
         # Random weights sample any token, vision placeholders included: generation never emits those.
         suppress_tokens=tokenizer.convert_tokens_to_ids(list(VISION_TOKENS)),
     )
-    out.mkdir(parents=True, exist_ok=True)
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a "writing shards" bar per test build is noise
+    marker = {"arch": arch, "seed": seed, "hidden": hidden, "layers": layers, "builder_version": BUILDER_VERSION,
+              "n_parameters": sum(p.numel() for p in model.parameters())}
     try:
-        model.save_pretrained(out)
-        processor.save_pretrained(out)
+        with staged_output(out, "model directory", force) as staging:
+            model.save_pretrained(staging)
+            processor.save_pretrained(staging)
+            (staging / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()
-    marker = {"arch": arch, "seed": seed, "hidden": hidden, "layers": layers, "builder_version": BUILDER_VERSION,
-              "n_parameters": sum(p.numel() for p in model.parameters())}
-    (out / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
     return out
 
 
@@ -245,8 +250,7 @@ def default_tiny_model(arch: Arch = "qwen2_5_vl", seed: int = 0, hidden: int = 3
     # Build aside and rename into place, so a killed or concurrent build never leaves half a model.
     staging = Path(tempfile.mkdtemp(prefix=f".building-{final.name}-", dir=root))
     try:
-        build_tiny_model(staging, arch, seed, hidden, layers)
-        staging.chmod(0o755)  # mkdtemp made it private; the cache may be shared
+        build_tiny_model(staging, arch, seed, hidden, layers)  # readable by all: the cache may be shared
         try:
             os.rename(staging, final)
         except OSError:

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.errors import ModelError
 from harness.checkpoints import LoraCheck, read_checkpoint, write_checkpoint
+from harness.outdirs import check_output_dir, staged_output
 
 
 def lora_check(model: Any) -> LoraCheck:
@@ -31,21 +32,25 @@ def lora_check(model: Any) -> LoraCheck:
             and not zero_b, "zero_a": zero_a[:20], "zero_b": zero_b[:20], "n_zero_b": len(zero_b)}
 
 
-def merge_to_16bit(checkpoint: str | Path, out: str | Path, dtype: str = "bfloat16") -> Path:
-    """Merge the LoRA adapter into its base model and save a plain 16-bit model (+ processor)."""
+def merge_to_16bit(checkpoint: str | Path, out: str | Path, dtype: str = "bfloat16", force: bool = False) -> Path:
+    """Merge the LoRA adapter into its base model and save a plain 16-bit model (+ processor).
+    `out` must be new or empty unless force (checked before anything loads); it is written aside and
+    moved into place whole."""
     from harness.models import ADAPTER_CONFIG_FILE, load_model, load_processor, pick_dtype, resolve_model
 
     ckpt, out = Path(checkpoint), Path(out)
+    if ckpt.exists() and not ckpt.is_dir():
+        raise ModelError(f"{ckpt} is a file; pass the checkpoint's folder")
     if not (ckpt / ADAPTER_CONFIG_FILE).is_file():
         raise ModelError(f"{ckpt} holds no {ADAPTER_CONFIG_FILE}: not a LoRA checkpoint")
-    if out.exists() and any(out.iterdir()):
-        raise ModelError(f"{out} exists and is not empty; choose another output directory")
+    check_output_dir(out, "model directory", force)
     model = resolve_model(str(ckpt))
     info = read_checkpoint(ckpt)
     # The base exactly as evaluation loads it for this adapter, on the CPU: merging needs no GPU.
     merged = load_model(model, dtype=pick_dtype(dtype, "cpu"), device="cpu").merge_and_unload()
-    merged.save_pretrained(out)
-    load_processor(model).save_pretrained(out)
-    if info:
-        write_checkpoint(out, {**info, "merged_from": str(ckpt.resolve()), "merged_dtype": dtype})
+    with staged_output(out, "model directory", force) as staging:
+        merged.save_pretrained(staging)
+        load_processor(model).save_pretrained(staging)
+        if info:
+            write_checkpoint(staging, {**info, "merged_from": str(ckpt.resolve()), "merged_dtype": dtype})
     return out

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, RunDirError
+from core.errors import ConfigError
 from harness import provenance
 from harness.checkpoints import CHECKPOINT_FILE, KIND, TRAIN_LOG_FILE, is_checkpoint_dir, write_checkpoint
 from harness.config import EvalConfig
 from harness.models import pick_dtype, vision_token_ids
+from harness.outdirs import claimed_output_dir
 from trainers.checkpoint import lora_check
 from trainers.config import TrainConfig
 from trainers.data import TrainData, eval_plan, guard, load_training_data, to_trl_dataset
@@ -93,11 +94,20 @@ def _base_model(cfg: TrainConfig) -> str:
 
 
 def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Sequence[Callable] = (),
-          echo: Callable[[str], None] | None = None) -> Path:
-    """Train, save and verify the checkpoint; evaluate it when eval_suites are set. Returns its dir."""
+          echo: Callable[[str], None] | None = None, force: bool = False) -> Path:
+    """Train, save and verify the checkpoint; evaluate it when eval_suites are set. Returns its dir.
+
+    The checkpoint folder must be new or empty unless force (then it is emptied first), and it is
+    locked while training: a second trainer writing there gets a LockError naming this one."""
+    out = Path(cfg.out) if cfg.out else default_out(cfg)
+    with claimed_output_dir(out, "checkpoint directory", force):  # before any data or model loads
+        return _train(cfg, out, notes=notes, extra_reward_funcs=extra_reward_funcs, echo=echo)
+
+
+def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_funcs: Sequence[Callable],
+           echo: Callable[[str], None] | None) -> Path:
     say = echo or (lambda msg: print(msg, file=sys.stderr))
     engine = _start_engine(cfg)
-    out = _empty_out_dir(cfg)
     data, overlap = _guarded_data(cfg, say)
     dataset = to_trl_dataset(data.items, cfg)
     model_path = _base_model(cfg)
@@ -129,13 +139,6 @@ def _start_engine(cfg: TrainConfig) -> str:
         import_unsloth(cfg)
     cfg.check_trl_args_known()
     return engine
-
-
-def _empty_out_dir(cfg: TrainConfig) -> Path:
-    out = Path(cfg.out) if cfg.out else default_out(cfg)
-    if out.exists() and any(out.iterdir()):
-        raise RunDirError(f"{out} exists and is not empty; choose another --out")
-    return out
 
 
 def _guarded_data(cfg: TrainConfig, say: Callable[[str], None]) -> tuple[TrainData, dict[str, Any] | None]:

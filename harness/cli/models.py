@@ -11,25 +11,31 @@ import click
 @click.argument("out", type=click.Path())
 @click.option("--arch", type=click.Choice(["qwen2_5_vl", "qwen3_vl"]), default="qwen2_5_vl", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def tiny_model_command(out: str, arch: str, seed: int) -> None:
+@click.option("--force", is_flag=True, help="Replace what OUT holds (refused otherwise).")
+def tiny_model_command(out: str, arch: str, seed: int, force: bool) -> None:
     """Build a tiny random model of a real Qwen-VL architecture, offline, loadable by from_pretrained.
+
+    OUT must be new or empty unless --force; the model is written aside and moved into place whole.
 
     Example: harness tiny-model /tmp/tiny-qwen3 --arch qwen3_vl --seed 1
     """
     from harness.tiny_model import build_tiny_model
 
-    click.echo(str(build_tiny_model(Path(out), arch=arch, seed=seed)))
+    click.echo(str(build_tiny_model(Path(out), arch=arch, seed=seed, force=force)))
 
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path())
 @click.option("--merge", "merge_out", required=True, help="Write the base model with the LoRA merged in here.")
 @click.option("--dtype", type=click.Choice(["bfloat16", "float16"]), default="bfloat16", show_default=True)
-def export_command(checkpoint: str, merge_out: str, dtype: str) -> None:
+@click.option("--force", is_flag=True, help="Replace what the --merge folder holds (refused otherwise).")
+def export_command(checkpoint: str, merge_out: str, dtype: str, force: bool) -> None:
     """Merge a LoRA checkpoint into its base model and save a 16-bit model (with the processor).
+
+    The --merge folder must be new or empty unless --force; it is checked before anything loads.
 
     Example: harness export checkpoints/gspo-20261120 --merge models/gspo-merged
     """
     from trainers.checkpoint import merge_to_16bit
 
-    click.echo(str(merge_to_16bit(Path(checkpoint), Path(merge_out), dtype)))
+    click.echo(str(merge_to_16bit(Path(checkpoint), Path(merge_out), dtype, force=force)))

@@ -32,9 +32,10 @@ from harness.cli.options import parse_data_dirs, parse_set
 @click.option("--load-in-4bit", is_flag=True, default=None, help="QLoRA: 4-bit base weights (CUDA).")
 @click.option("--fast-inference", is_flag=True, default=None, help="Unsloth: vLLM rollouts.")
 @click.option("--set", "sets", multiple=True, help="Any config key, e.g. --set num_generations=4 (repeatable).")
-@click.option("--out", help="Checkpoint directory (default checkpoints/<algo>-<time>).")
+@click.option("--out", help="Checkpoint directory (default checkpoints/<algo>-<time>); new or empty unless --force.")
+@click.option("--force", is_flag=True, help="Replace what --out holds (refused otherwise).")
 def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suites: tuple[str, ...],
-                  sets: tuple[str, ...], config: str | None, **flags: Any) -> None:
+                  sets: tuple[str, ...], config: str | None, force: bool, **flags: Any) -> None:
     """Train a LoRA checkpoint with GSPO or GRPO (TRL's GRPOTrainer; Unsloth or plain TRL + PEFT).
 
     Rewards are the suites' own format and correctness rewards. Prints the checkpoint directory, which
@@ -58,7 +59,7 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
     cfg, notes = TrainConfig.from_sources(config, given)
     from trainers.train import train
 
-    click.echo(str(train(cfg, notes=notes, echo=lambda m: click.echo(m, err=True))))
+    click.echo(str(train(cfg, notes=notes, echo=lambda m: click.echo(m, err=True), force=force)))
 
 
 @click.command("demo")

@@ -311,3 +311,51 @@ def test_avg_at_n_interval_is_not_empty_when_nothing_is_right():
     m = compute_metrics(records, manifest, {})["suites"]["s"]
     low, high = m["accuracy_ci95"]
     assert m["accuracy"] == 0.0 and low == 0.0 and high == pytest.approx(0.0188, abs=1e-4)
+
+
+def test_mathvista_with_every_image_missing_is_one_line_and_exit_2(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from tests.fixtures.mathvista_fixture import write_mathvista_fixture
+
+    data = write_mathvista_fixture(tmp_path / "MathVista")
+    for image in (data / "images").iterdir():
+        image.unlink()
+    result = CliRunner().invoke(cli, ["eval", "--suite", "mathvista_testmini", "--data-dir", str(data),
+                                      "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 2 and not result.stdout
+    assert result.stderr.startswith("error: 6 of 6 items of mathvista_testmini testmini cannot be evaluated; first: ")
+    assert result.stderr.rstrip().endswith(".jpg not found beside testmini.json or one folder up")
+    assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_mathvista_with_undecodable_images_ends_in_error_naming_each_file(tmp_path):
+    from tests.fixtures.mathvista_fixture import write_mathvista_fixture
+
+    data = write_mathvista_fixture(tmp_path / "MathVista")
+    for image in (data / "images").iterdir():
+        image.write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    settings = {"model": "scripted", "out": str(tmp_path / "run"), "suites": ["mathvista_testmini"],
+                "data_dir": {"*": str(data)}}
+    with pytest.raises(ItemsFailedError) as err:
+        run_eval(EvalConfig.from_dict(settings), backend=ScriptedBackend(gold_answer), progress=False)
+    assert "6 of 6 items of mathvista_testmini failed and were scored wrong; first: mathvista_testmini " \
+           in one_line(err.value)
+    run = RunDir(tmp_path / "run")
+    records = run.read_records()
+    assert all(f"image images/{r['sample_id']}.jpg could not be decoded: " in r["error"] for r in records)
+    assert "BytesIO" not in run.records_path.read_text()
+    assert run.read_manifest()["status"] == "error"
+
+
+def test_a_read_only_out_is_found_before_the_model_loads(tmp_path):
+    from tests.test_run_state import read_only
+
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    with read_only(parent):  # "/no/such/model" would fail later: the location is checked first
+        with pytest.raises(StorageError) as err:
+            run_eval(cfg(tmp_path, out=str(parent / "run"), model="/no/such/model"), progress=False)
+    assert one_line(err.value).startswith(f"cannot create the run directory {parent / 'run'}: ")
+    assert list(parent.iterdir()) == []

@@ -354,8 +354,8 @@ def test_a_read_only_out_is_found_before_the_model_loads(tmp_path):
 
     parent = tmp_path / "ro"
     parent.mkdir()
-    with read_only(parent):  # "/no/such/model" would fail later: the location is checked first
-        with pytest.raises(StorageError) as err:
-            run_eval(cfg(tmp_path, out=str(parent / "run"), model="/no/such/model"), progress=False)
+    # "/no/such/model" would fail later: the location is checked first
+    with read_only(parent), pytest.raises(StorageError) as err:
+        run_eval(cfg(tmp_path, out=str(parent / "run"), model="/no/such/model"), progress=False)
     assert one_line(err.value).startswith(f"cannot create the run directory {parent / 'run'}: ")
     assert list(parent.iterdir()) == []

@@ -162,7 +162,7 @@ def test_export_merges_to_a_loadable_16bit_model(tmp_path, on_policy_pair):
                               out=str(tmp_path / "run")), progress=False)
     assert RunDir(run).read_manifest()["checkpoint"]["algo"] == "grpo"
     again = CliRunner().invoke(cli, ["export", str(on_policy_pair["grpo"]), "--merge", str(merged)])
-    assert again.exit_code == 2 and "not empty" in again.output
+    assert again.exit_code == 2 and "already holds files" in again.output and "--force" in again.output
 
 
 def test_quick_demo_runs_the_whole_story(tmp_path):

@@ -18,6 +18,11 @@ knows their names and shapes; the trainer writes, and evaluation, reports and be
 
 checkpoint.json carries the schema version of the directory (the training log included); reading one
 of another version is a one-line SchemaVersionError.
+
+While training writes a checkpoint directory it holds the directory's lock (`.lock`, harness/dirlock.py):
+
+    with claimed_checkpoint_dir(Path("checkpoints/gspo-1"), force=False) as out:
+        ...  # new or empty (emptied first with force), and no other trainer can write here meanwhile
 """
 
 # No `from __future__ import annotations`: on Python 3.11 it hides NotRequired from TypedDict.
@@ -27,6 +32,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 from core.errors import RunDirError, storage_error
 from harness.jsonfile import check_schema_version, read_json, write_json_atomic
+from harness.outdirs import claimed_output_dir
 
 CHECKPOINT_FILE = "checkpoint.json"
 CHECKPOINT_SCHEMA_VERSION = 1
@@ -125,6 +131,12 @@ TrainLogRow = TypedDict("TrainLogRow", {
     "learning_rate": float,
     "step_time": float,
 }, total=False)
+
+
+def claimed_checkpoint_dir(out: Path, force: bool = False):
+    """The checkpoint directory to train into, checked before any work (a folder holding something is
+    refused unless force) and locked until the block ends (a second trainer gets a LockError)."""
+    return claimed_output_dir(Path(out), "checkpoint directory", force)
 
 
 def is_checkpoint_dir(folder: str | Path | None) -> bool:

@@ -20,10 +20,16 @@ from typing import Any
 
 from core.errors import ConfigError
 from harness import provenance
-from harness.checkpoints import CHECKPOINT_FILE, KIND, TRAIN_LOG_FILE, is_checkpoint_dir, write_checkpoint
+from harness.checkpoints import (
+    CHECKPOINT_FILE,
+    KIND,
+    TRAIN_LOG_FILE,
+    claimed_checkpoint_dir,
+    is_checkpoint_dir,
+    write_checkpoint,
+)
 from harness.config import EvalConfig
 from harness.models import pick_dtype, vision_token_ids
-from harness.outdirs import claimed_output_dir
 from trainers.checkpoint import lora_check
 from trainers.config import TrainConfig
 from trainers.data import TrainData, eval_plan, guard, load_training_data, to_trl_dataset
@@ -100,7 +106,7 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
     The checkpoint folder must be new or empty unless force (then it is emptied first), and it is
     locked while training: a second trainer writing there gets a LockError naming this one."""
     out = Path(cfg.out) if cfg.out else default_out(cfg)
-    with claimed_output_dir(out, "checkpoint directory", force):  # before any data or model loads
+    with claimed_checkpoint_dir(out, force):  # before any data or model loads
         return _train(cfg, out, notes=notes, extra_reward_funcs=extra_reward_funcs, echo=echo)
 
 

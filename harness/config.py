@@ -16,7 +16,7 @@ from harness.config_types import check_field_types
 QUANTIZATIONS = ("none", "fp8", "bitsandbytes")
 # Engine options of the vllm backend and their defaults; another backend refuses other values.
 VLLM_DEFAULTS: dict[str, Any] = {"max_concurrency": None, "max_model_len": None, "tensor_parallel_size": 1,
-                                 "data_parallel_size": 1, "gpu_memory_utilization": 0.9}
+                                 "data_parallel_size": 1, "gpu_memory_utilization": 0.9, "merge_lora": False}
 
 
 @dataclass
@@ -58,6 +58,8 @@ class EvalConfig:
                                                               "default: the model's"})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vllm: GPUs one model copy is split over"})
     data_parallel_size: int = field(default=1, metadata={"help": "vllm: model copies, each on its own GPUs"})
+    merge_lora: bool = field(default=False, metadata={"help": "vllm: merge a LoRA adapter into its base first "
+                                                       "(needed when it holds vision-tower LoRA)"})
     seed: int = field(default=0, metadata={"help": "generation and procedural-suite seed"})
     out: str | None = field(default=None, metadata={"help": "run directory; default runs/<run id>"})
 
@@ -99,7 +101,8 @@ class EvalConfig:
                                              ("max_model_len", self.max_model_len),
                                              ("tensor_parallel_size", self.tensor_parallel_size),
                                              ("data_parallel_size", self.data_parallel_size),
-                                             ("gpu_memory_utilization", self.gpu_memory_utilization))
+                                             ("gpu_memory_utilization", self.gpu_memory_utilization),
+                                             ("merge_lora", self.merge_lora))
                            if v != VLLM_DEFAULTS[k]}
             if engine_only:
                 raise ConfigError(f"{', '.join(engine_only)} apply to the vllm backend only (backend is "
@@ -128,7 +131,8 @@ class EvalConfig:
             options.update(quantization=self.weight_quantization(),
                            gpu_memory_utilization=self.gpu_memory_utilization,
                            max_model_len=self.max_model_len, tensor_parallel_size=self.tensor_parallel_size,
-                           data_parallel_size=self.data_parallel_size, seed=self.seed)
+                           data_parallel_size=self.data_parallel_size, seed=self.seed,
+                           merge_lora=self.merge_lora)
         else:
             options.update(load_in_4bit=self.weight_quantization() == "bitsandbytes", batch_size=self.batch_size)
         return options

@@ -122,35 +122,73 @@ def _group(records, key):
     return out
 
 
-def throughput(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Generation throughput. A batch's records share its wall time, so wall_s sums distinct batches."""
+def _percentiles(values: list[float], name: str) -> dict[str, float | None]:
+    arr = np.array(values) if values else None
+    return {f"{name}_p{q}": (float(np.percentile(arr, q)) if arr is not None else None) for q in (50, 90, 99)}
+
+
+def throughput(records: list[dict[str, Any]], sessions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Generation throughput, the same for every backend. wall_s is the sessions' generation time
+    (harness/run_session.py says what it counts); a run written before sessions recorded it sums the
+    wall times of its distinct batches. Prompt tokens count once per item."""
+    timed = {str(i) for i, s in enumerate(sessions or []) if s.get("generation_s") is not None}
+    wall = sum(s["generation_s"] for s in (sessions or []) if s.get("generation_s") is not None)
     batch_time: dict[Any, float] = {}
     for r in records:
-        if r.get("batch") is not None and r.get("latency_s") is not None:
-            batch_time[r["batch"]] = r["latency_s"]
-    wall = sum(batch_time.values())
+        batch = r.get("batch")
+        if batch is not None and r.get("latency_s") is not None and str(batch).split("-")[0] not in timed:
+            batch_time[batch] = r["latency_s"]
+    wall += sum(batch_time.values())
     generated = [r for r in records if r.get("error") is None and r.get("latency_s") is not None]
     out_tokens = sum(r.get("n_output_tokens") or 0 for r in generated)
-    lat = np.array([r["latency_s"] for r in generated]) if generated else None
-    pct = (lambda q: float(np.percentile(lat, q))) if lat is not None else (lambda q: None)
+    prompts = {(r["suite"], r["sample_id"]): r.get("n_prompt_tokens") or 0 for r in generated}
+    prompt_tokens = sum(prompts.values())
+    per_token = [(r["request_latency_s"] - r["ttft_s"]) / (r["n_output_tokens"] - 1) for r in generated
+                 if r.get("request_latency_s") is not None and r.get("ttft_s") is not None
+                 and (r.get("n_output_tokens") or 0) > 1]
+
+    def rate(amount: float) -> float | None:
+        return amount / wall if wall > 0 else None
+
     return {
         "wall_s": wall,
-        "samples_per_s": len(generated) / wall if wall > 0 else None,
-        "output_tokens_per_s": out_tokens / wall if wall > 0 else None,
-        "latency_s_p50": pct(50),
-        "latency_s_p90": pct(90),
-        "latency_s_p99": pct(99),
-        "note": "wall_s is generation time (sum of batch wall times), excluding model loading",
+        "samples_per_s": rate(len(generated)),
+        "output_tokens_per_s": rate(out_tokens),
+        "prompt_tokens_per_s": rate(prompt_tokens),
+        "total_tokens_per_s": rate(out_tokens + prompt_tokens),
+        "output_tokens": out_tokens,
+        "prompt_tokens": prompt_tokens,
+        **_percentiles([r["latency_s"] for r in generated], "latency_s"),
+        **_percentiles([r["ttft_s"] for r in generated if r.get("ttft_s") is not None], "ttft_s"),
+        **_percentiles(per_token, "tpot_s"),
+        "note": "wall_s is generation time, excluding model loading; latency_s is per request for a streaming "
+                "backend, the batch's wall time for a batch backend",
     }
 
 
-def memory(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Peak memory over every session of the run (a resumed run has several)."""
-    sessions = (manifest.get("measurements") or {}).get("sessions") or []
+def timings(sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where a run's time went, summed over its sessions: model load and engine start-up, preparing
+    prompts, generation, scoring, writing records, and each session's whole wall time."""
     out: dict[str, Any] = {}
-    for key in ("peak_allocated_mib", "peak_reserved_mib", "nvml_peak_used_mib"):
-        vals = [s["memory"][key] for s in sessions if (s.get("memory") or {}).get(key) is not None]
-        out[key] = max(vals) if vals else None
+    for key in ("load_time_s", "prepare_s", "generation_s", "scoring_s", "writing_s", "wall_s"):
+        values = [s[key] for s in sessions if s.get(key) is not None]
+        out[key] = round(sum(values), 3) if values else None
+    out["sessions"] = len(sessions)
+    return out
+
+
+def memory(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Peak memory over every session of the run (a resumed run has several): the maximum of each
+    labelled figure the backends reported (torch's counters, NVML, vLLM's weights and KV cache)."""
+    sessions = (manifest.get("measurements") or {}).get("sessions") or []
+    out: dict[str, Any] = {key: None for key in ("peak_allocated_mib", "peak_reserved_mib", "nvml_peak_used_mib")}
+    for session in sessions:
+        for key, value in (session.get("memory") or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[key] = value if out.get(key) is None else max(out[key], value)
+            else:
+                out.setdefault(key, None)
+    out.pop("note", None)
     notes = {s["memory"].get("note") for s in sessions if (s.get("memory") or {}).get("note")}
     if all(v is None for v in out.values()):
         out["note"] = "; ".join(sorted(notes)) or "no memory measurement recorded"
@@ -188,6 +226,7 @@ def compute_metrics(records: list[dict[str, Any]], manifest: dict[str, Any],
                     suite_specs: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> Metrics:
     """suite_specs: suite name -> (breakdown fields, multi-label fields)."""
     state = completeness(records, manifest)
+    sessions = (manifest.get("measurements") or {}).get("sessions") or []
     records = first_of_each_key(records)
     by_suite = _group(records, lambda r: r["suite"])
     suites = {}
@@ -199,6 +238,7 @@ def compute_metrics(records: list[dict[str, Any]], manifest: dict[str, Any],
         "run_id": manifest.get("run_id"),
         "completeness": state,
         "suites": suites,
-        "throughput": throughput(records),
+        "throughput": throughput(records, sessions),
+        "timings": timings(sessions),
         "memory": memory(manifest),
     }

@@ -298,6 +298,17 @@ def load_model_and_processor(model: ResolvedModel, *, dtype, device: str, load_i
     return net, load_processor(model, trust_remote_code)
 
 
+def merge_adapter(model: ResolvedModel, out: Path, dtype: str = "bfloat16") -> Path:
+    """The adapter merged into its base, saved as a plain 16-bit model with the processor (on the CPU:
+    merging needs no GPU). The base is loaded exactly as evaluation loads it for this adapter."""
+    if model.adapter is None:
+        raise ModelError(f"{model.base.location} has no adapter to merge")
+    merged = load_model(model, dtype=pick_dtype(dtype, "cpu"), device="cpu").merge_and_unload()
+    merged.save_pretrained(out)
+    load_processor(model).save_pretrained(out)
+    return out
+
+
 def vision_token_ids(processor: Any) -> list[int]:
     """Ids of the vision placeholder tokens in this processor's vocabulary (to suppress in generation)."""
     tokenizer = getattr(processor, "tokenizer", processor)

@@ -49,8 +49,10 @@ class Record(TypedDict):
     n_prompt_tokens: int | None
     n_output_tokens: int | None
     finish_reason: Literal["stop", "length"] | None
-    latency_s: float | None
-    batch: str | None  # "<session>-<batch>"
+    latency_s: float | None  # batch backend: the batch's generate call; streaming backend: the request's
+    ttft_s: float | None  # time to first token (streaming backends that measure it)
+    request_latency_s: float | None  # submission to finish (streaming backends)
+    batch: str | None  # "<session>-<batch>", or "<session>-stream"
     error: str | None
     target: RecordTarget
     meta: dict[str, Any]
@@ -88,6 +90,10 @@ class ModelInfo(TypedDict):
     load_time_s: NotRequired[float]
     generation_defaults: NotRequired[dict[str, Any]]
     script_sha256: NotRequired[str]  # the scripted backend: sha256 of its script file
+    # the vllm backend's own facts
+    lora: NotRequired[dict[str, Any] | None]  # {mode: lora|merged, rank, applied modules, ...}
+    vllm_version: NotRequired[str]
+    engine_options: NotRequired[dict[str, Any]]
 
 
 class Generation(TypedDict):
@@ -142,6 +148,14 @@ class Session(TypedDict):
     finished: str | None
     n_records: int
     memory: dict[str, Any] | None  # labelled peaks (torch, NVML, engine figures) or a note
+    # seconds (harness/run_session.py says what each counts); absent in runs written before them
+    load_time_s: NotRequired[float | None]
+    prepare_s: NotRequired[float]
+    generation_s: NotRequired[float]
+    scoring_s: NotRequired[float]
+    writing_s: NotRequired[float]
+    wall_s: NotRequired[float]
+    streamed: NotRequired[bool]
 
 
 class Measurements(TypedDict):
@@ -210,16 +224,42 @@ class Throughput(TypedDict):
     wall_s: float
     samples_per_s: float | None
     output_tokens_per_s: float | None
+    prompt_tokens_per_s: float | None
+    total_tokens_per_s: float | None
+    output_tokens: int
+    prompt_tokens: int
     latency_s_p50: float | None
     latency_s_p90: float | None
     latency_s_p99: float | None
+    ttft_s_p50: float | None
+    ttft_s_p90: float | None
+    ttft_s_p99: float | None
+    tpot_s_p50: float | None
+    tpot_s_p90: float | None
+    tpot_s_p99: float | None
     note: str
+
+
+class Timings(TypedDict):
+    load_time_s: float | None
+    prepare_s: float | None
+    generation_s: float | None
+    scoring_s: float | None
+    writing_s: float | None
+    wall_s: float | None
+    sessions: int
 
 
 class Memory(TypedDict):
     peak_allocated_mib: float | None
     peak_reserved_mib: float | None
     nvml_peak_used_mib: float | None
+    # the vllm backend's figures, when it ran
+    nvml_used_over_baseline_mib: NotRequired[float | None]
+    nvml_baseline_used_mib: NotRequired[float | None]
+    vllm_weights_gib: NotRequired[float | None]
+    vllm_kv_cache_gib: NotRequired[float | None]
+    kv_cache_peak_usage: NotRequired[float | None]
     note: NotRequired[str]
 
 
@@ -229,5 +269,6 @@ class Metrics(TypedDict):
     completeness: Completeness
     suites: dict[str, SuiteMetrics]
     throughput: Throughput
+    timings: Timings
     memory: Memory
     rescored: NotRequired[str]  # when `harness rescore` recomputed it

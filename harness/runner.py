@@ -1,7 +1,8 @@
 """The evaluation loop: suite items -> prompts -> backend -> scorer -> records -> metrics, in a run directory.
 
-A run is resumable at any point: records are appended per batch, and `resume=True` skips every
-(suite, sample_id, attempt) already on disk, so a killed run finishes with nothing lost or repeated.
+A run is resumable at any point: records are appended as each item's attempts arrive (a session's work:
+harness/run_session.py), and `resume=True` skips every (suite, sample_id, attempt) already on disk, so a
+killed run finishes with nothing lost or repeated.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import re
 import secrets
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +23,11 @@ from core.errors import ConfigError, DataError, RunDirError, StorageError, stora
 from core.formats import PROMPT_FORMATS, PromptFormat
 from harness import metrics as metrics_mod
 from harness import provenance
-from harness.backends import Backend, Completion, Request, load_backend
+from harness.backends import Backend, load_backend
 from harness.config import EvalConfig, field_defaults
 from harness.contamination import checkpoint_entry
 from harness.dirlock import DirLock
-from harness.images import ImageDecodeError, decode, save_thumbnail, thumbnail_name
 from harness.progress import Progress, ProgressMode
-from harness.prompts import messages, prompt_sha256, prompt_text
 from harness.run_lifecycle import (
     MAX_FAILED_SHARE,
     claimed_run_dir,
@@ -37,6 +37,7 @@ from harness.run_lifecycle import (
     repair,
     suite_specs,
 )
+from harness.run_session import SessionContext, generate_session, put_in_suite_order
 from harness.runstore import MANIFEST_SCHEMA_VERSION, RunDir, record_key
 from harness.scoring import failed_judgement, judge
 from suites import DEFAULT_SUITES, get_suite
@@ -165,7 +166,7 @@ def base_record(item: Item) -> dict[str, Any]:
         "suite": item.suite, "sample_id": item.sample_id, "attempt": 0, "question": item.question,
         "choices": item.choices, "gold": item.gold, "image": None, "prompt_sha256": None,
         "response": None, "n_prompt_tokens": None, "n_output_tokens": None, "finish_reason": None,
-        "latency_s": None, "batch": None, "error": item.error,
+        "latency_s": None, "ttft_s": None, "request_latency_s": None, "batch": None, "error": item.error,
         "target": {k: target[k] for k in ("answer_type", "unit", "precision")}, "meta": item.meta,
     }
 
@@ -222,10 +223,12 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
             return run.path
         finalize(run, manifest)
         return run.path
+    loaded_here = backend is None
     if backend is None:
         backend = load_backend(cfg.backend, cfg.model, **cfg.backend_options())
     manifest["model"].update(backend.describe())
-    session = {"started": now(), "finished": None, "n_records": 0, "memory": None}
+    session = {"started": now(), "finished": None, "n_records": 0, "memory": None,
+               "load_time_s": (backend.describe() or {}).get("load_time_s") if loaded_here else None}
     manifest["measurements"]["sessions"].append(session)
     manifest["status"], manifest["error"], manifest["finished"] = "running", None, None
     run.write_manifest(manifest)
@@ -233,15 +236,19 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
     bar = Progress(len(todo), progress, echo)
     from harness.gpu_memory import NvmlSampler
 
+    ctx = SessionContext(run=run, backend=backend, fmt=fmt, params=params, session_index=session_index,
+                         image_size=cfg.image_size, batch_size=cfg.batch_size, max_concurrency=cfg.max_concurrency,
+                         base_record=base_record, score_record=score_record)
+
+    def item_done(suite: str, n_records: int) -> None:
+        session["n_records"] += n_records
+        bar.advance(1, suite)
+
     try:
         with NvmlSampler() as sampler:
-            for start in range(0, len(todo), cfg.batch_size):
-                chunk = todo[start:start + cfg.batch_size]
-                records = _run_batch(chunk, fmt, params, backend, run, f"{session_index}-{start // cfg.batch_size}",
-                                     cfg.image_size)
-                run.append_records(records)
-                session["n_records"] += len(records)
-                bar.advance(len(chunk), chunk[-1][0].suite.name)
+            session_started = time.perf_counter()
+            session.update(generate_session(todo, ctx, item_done))
+            session["wall_s"] = round(time.perf_counter() - session_started, 3)
             mem = dict(backend.memory())
             mem["nvml_peak_used_mib"] = sampler.peak_used_mib
             if sampler.peak_used_mib is None and getattr(sampler, "note", None):
@@ -253,6 +260,7 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
     bar.close()
     session["finished"] = now()
     try:
+        put_in_suite_order(run, plans)
         finalize(run, manifest)
     except StorageError as exc:  # metrics or manifest not written (disk full): say so in the manifest
         raise _record_failure(run, manifest, session, exc) from exc
@@ -274,48 +282,6 @@ def _record_failure(run: RunDir, manifest: dict[str, Any], session: dict[str, An
             return StorageError(f"{exc}; the manifest could not record this either, it still says running "
                                 f"({again})")
     return exc
-
-
-def _run_batch(chunk, fmt: PromptFormat, params, backend: Backend | None, run: RunDir, batch_id: str,
-               image_size) -> list[dict[str, Any]]:
-    requests: list[Request] = []
-    pending: dict[str, tuple[Item, dict[str, Any], list[int], Suite]] = {}
-    records: list[dict[str, Any]] = []
-    for plan, item, attempts in chunk:
-        suite = plan.suite
-        rec = base_record(item)
-        images = []
-        if item.error is None and item.image_bytes is not None:
-            try:
-                image = decode(item.image_bytes, image_size)
-            except ImageDecodeError as exc:  # a corrupt image fails this sample, not the run
-                rec["error"] = f"image {item.image_source or '(inline)'} could not be decoded: {exc}"
-            else:  # a thumbnail that cannot be written (disk full) stops the run: StorageError
-                rec["image"] = save_thumbnail(image, run.images_dir, thumbnail_name(item.suite, item.sample_id))
-                images = [image]
-        text = prompt_text(item, suite, fmt)
-        rec["prompt_sha256"] = prompt_sha256(text + (f"\n[resize {image_size}]" if image_size else ""),
-                                             item.image_bytes)
-        if rec["error"] is not None:
-            for a in attempts:
-                records.append(score_record({**rec, "attempt": a}, suite, fmt))
-            continue
-        request_id = f"{item.suite}/{item.sample_id}"
-        requests.append(Request(request_id, messages(text, bool(images)), images))
-        pending[request_id] = (item, rec, attempts, suite)
-    if requests:
-        assert backend is not None
-        completions: list[Completion] = backend.generate(requests, params)
-        for c in completions:
-            item, rec, attempts, suite = pending[c.request_id]
-            if c.attempt not in attempts:
-                continue  # this attempt is already on disk from an earlier session
-            records.append(score_record({**rec, "attempt": c.attempt, "response": c.text,
-                                         "n_prompt_tokens": c.n_prompt_tokens,
-                                         "n_output_tokens": c.n_output_tokens,
-                                         "finish_reason": c.finish_reason, "latency_s": c.latency_s,
-                                         "batch": batch_id}, suite, fmt))
-    return records
 
 
 def rescore(path: str | Path, echo: Callable[[str], None] | None = None) -> dict[str, Any]:

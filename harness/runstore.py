@@ -6,9 +6,9 @@ these names; every reader and writer goes through RunDir, whose files are typed 
     records = run.read_records()        # list[Record]
     metrics = run.read_metrics()        # Metrics, its schema version checked
 
-Crash safety: records are appended one JSON line at a time and flushed (fsync per batch), so a killed
-run loses at most the batch in flight; a torn last line is cut off when the run is reopened. The
-manifest and metrics are written to a temporary file and renamed, so they are never half written.
+Crash safety: records are appended as each item's attempts are in, written and flushed at once (fsync
+at most every second), so a killed run loses only the items still in flight; a torn last line is cut
+off when the run is reopened. The manifest and metrics are written to a temporary file and renamed, so they are never half written.
 """
 
 from __future__ import annotations
@@ -127,20 +127,31 @@ class RunDir:
             raise storage_error(exc, "repair", self.records_path) from exc
         return len(data) - keep
 
-    def append_records(self, records: list[Record] | list[dict[str, Any]]) -> None:
-        """Append one batch; if the write fails (disk full), the batch is cut off again, all of it."""
+    def append_records(self, records: list[Record] | list[dict[str, Any]], sync: bool = True) -> None:
+        """Append one group of records, written and flushed at once (a killed process loses none of it);
+        `sync` also waits until it is on disk (a crash of the machine loses none of it either). If the
+        write fails (disk full), the group is cut off again, all of it."""
         data = "".join(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records)
         size = self.records_path.stat().st_size if self.records_path.exists() else 0
         try:
             with open(self.records_path, "a", encoding="utf-8") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())
+                if sync:
+                    os.fsync(f.fileno())
         except OSError as exc:
             try:
                 os.truncate(self.records_path, size)  # no torn line, and the space is free again
             except OSError:
                 pass  # repair_tail() cuts a torn line when the run is resumed
+            raise storage_error(exc, "write", self.records_path) from exc
+
+    def sync_records(self) -> None:
+        """Wait until every record appended so far is on disk."""
+        try:
+            with open(self.records_path, "a", encoding="utf-8") as f:
+                os.fsync(f.fileno())
+        except OSError as exc:
             raise storage_error(exc, "write", self.records_path) from exc
 
     def rewrite_records(self, records: list[Record] | list[dict[str, Any]]) -> None:

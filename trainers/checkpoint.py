@@ -36,7 +36,7 @@ def merge_to_16bit(checkpoint: str | Path, out: str | Path, dtype: str = "bfloat
     """Merge the LoRA adapter into its base model and save a plain 16-bit model (+ processor).
     `out` must be new or empty unless force (checked before anything loads); it is written aside and
     moved into place whole."""
-    from harness.models import ADAPTER_CONFIG_FILE, load_model, load_processor, pick_dtype, resolve_model
+    from harness.models import ADAPTER_CONFIG_FILE, merge_adapter, resolve_model
 
     ckpt, out = Path(checkpoint), Path(out)
     if ckpt.exists() and not ckpt.is_dir():
@@ -46,11 +46,8 @@ def merge_to_16bit(checkpoint: str | Path, out: str | Path, dtype: str = "bfloat
     check_output_dir(out, "model directory", force)
     model = resolve_model(str(ckpt))
     info = read_checkpoint(ckpt)
-    # The base exactly as evaluation loads it for this adapter, on the CPU: merging needs no GPU.
-    merged = load_model(model, dtype=pick_dtype(dtype, "cpu"), device="cpu").merge_and_unload()
     with staged_output(out, "model directory", force) as staging:
-        merged.save_pretrained(staging)
-        load_processor(model).save_pretrained(staging)
+        merge_adapter(model, staging, dtype)  # the base as evaluation loads it, on the CPU
         if info:
             write_checkpoint(staging, {**info, "merged_from": str(ckpt.resolve()), "merged_dtype": dtype})
     return out

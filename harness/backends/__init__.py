@@ -128,6 +128,7 @@ BACKENDS: dict[str, str] = {
     "transformers": "harness.backends.transformers_backend:TransformersBackend",
     # No model: fixed responses from a script file given as the model (see harness/backends/scripted.py).
     "scripted": "harness.backends.scripted:from_script",
+    "vllm": "harness.backends.vllm_dp:make_vllm_backend",
 }
 
 

@@ -29,7 +29,8 @@ def _parse_image_size(value: str | None) -> list[int] | None:
 _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bit", "split", "variant",
                 "prompt_format", "limit", "max_new_tokens", "temperature", "top_p", "top_k", "n_samples",
                 "batch_size", "seed", "out", "ignore_eos", "quantization", "max_concurrency",
-                "gpu_memory_utilization", "max_model_len", "tensor_parallel_size", "data_parallel_size")
+                "gpu_memory_utilization", "max_model_len", "tensor_parallel_size", "data_parallel_size",
+                "merge_lora")
 
 
 @click.command("eval")
@@ -62,6 +63,8 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
 @click.option("--max-model-len", type=int, help="vllm: engine context length (default: the model's).")
 @click.option("--tensor-parallel-size", type=int, help="vllm: GPUs one model copy is split over (1).")
 @click.option("--data-parallel-size", type=int, help="vllm: model copies, one per GPU group (1).")
+@click.option("--merge-lora", is_flag=True, default=None,
+              help="vllm: merge a LoRA adapter into its base first (vLLM ignores vision-tower LoRA).")
 @click.option("--seed", type=int, help="Generation and procedural-suite seed.")
 @click.option("--out", help="Run directory (default: runs/<run id>).")
 @click.option("--resume", is_flag=True, help="Finish the run in --out: completed samples are kept.")

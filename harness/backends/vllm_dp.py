@@ -1,0 +1,230 @@
+"""The vllm backend's entry point, and its data parallelism: one engine per GPU group, each in its own process.
+
+vLLM's offline `LLM` refuses data_parallel_size > 1 in one process, so this runs `data_parallel_size`
+worker processes (spawned), each with one VllmBackend on its own `tensor_parallel_size` GPUs
+(CUDA_VISIBLE_DEVICES), and hands requests to the least busy one as slots free up:
+
+    backend = DataParallelVllm("models/qwen2_5_vl_7b-random", data_parallel_size=2)
+    for c in backend.stream(requests, params, max_concurrency=512): ...   # completions as they finish
+
+`max_concurrency` caps the requests in flight over all engines. Memory and speed facts are summed (or,
+for the KV-cache peak usage, maximised) over the engines.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from core.errors import BackendError, ConfigError
+from harness.backends import Completion, GenerationParams, Request
+
+REPLY_TIMEOUT_S = 5.0  # how often a waiting parent checks that its workers are still alive
+START_TIMEOUT_S = 1800.0
+
+
+def make_vllm_backend(model: str, *, data_parallel_size: int = 1, **options: Any):
+    """The vllm backend: one engine in this process, or one per GPU group when data_parallel_size > 1."""
+    if data_parallel_size > 1:
+        return DataParallelVllm(model, data_parallel_size=data_parallel_size, **options)
+    from harness.backends.vllm_backend import VllmBackend
+
+    return VllmBackend(model, **options)
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (NVML: CUDA is not initialised)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [entry.strip() for entry in visible.split(",") if entry.strip()]
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return [str(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 -- no NVML or no driver: no GPU to spread over
+        return []
+
+
+def _worker(devices: str, model: str, options: dict[str, Any], inbox, outbox) -> None:
+    """One engine: requests in, completions out, until told to stop (runs in a spawned process)."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = devices  # before anything imports torch
+    try:
+        from harness.backends.vllm_backend import VllmBackend
+
+        backend = VllmBackend(model, **options)
+    except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which raises it
+        outbox.put(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    outbox.put(("ready", backend.describe()))
+    params: GenerationParams | None = None
+    try:
+        while True:
+            messages = [inbox.get()] if backend.n_in_flight == 0 else []
+            while True:
+                try:
+                    messages.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            for kind, payload in messages:
+                if kind == "stop":
+                    return
+                if kind == "params":
+                    params = payload
+                elif kind == "request":
+                    assert params is not None
+                    backend.submit(payload, params)
+                elif kind == "abort":
+                    backend.abort_all()
+                elif kind == "bare":
+                    requests, bare_params = payload
+                    outbox.put(("bare", backend.generate_bare(requests, bare_params)))
+                elif kind == "memory":
+                    outbox.put(("memory", backend.memory()))
+            if backend.n_in_flight:
+                for completions in backend.step():
+                    outbox.put(("done", completions))
+    except BaseException as exc:  # noqa: BLE001 -- the parent raises it
+        outbox.put(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        backend.close()
+
+
+class DataParallelVllm:
+    name = "vllm"
+
+    def __init__(self, model: str, *, data_parallel_size: int, tensor_parallel_size: int = 1, **options: Any):
+        started = time.perf_counter()
+        gpus = visible_gpus()
+        needed = data_parallel_size * tensor_parallel_size
+        if len(gpus) < needed:
+            raise ConfigError(f"data_parallel_size {data_parallel_size} x tensor_parallel_size "
+                              f"{tensor_parallel_size} needs {needed} GPUs; {len(gpus)} visible")
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # CUDA and vLLM do not survive a fork
+        self.workers = []
+        for rank in range(data_parallel_size):
+            devices = ",".join(gpus[rank * tensor_parallel_size:(rank + 1) * tensor_parallel_size])
+            inbox, outbox = context.Queue(), context.Queue()
+            process = context.Process(target=_worker, name=f"vllm-dp{rank}", daemon=True,
+                                      args=(devices, model, {**options, "tensor_parallel_size": tensor_parallel_size},
+                                            inbox, outbox))
+            process.start()
+            self.workers.append((process, inbox, outbox))
+        try:
+            self.facts = [self._reply(rank, "ready", START_TIMEOUT_S) for rank in range(data_parallel_size)]
+        except BaseException:
+            self.close()
+            raise
+        self.data_parallel_size = data_parallel_size
+        self.load_time_s = time.perf_counter() - started
+
+    def _reply(self, rank: int, kind: str, timeout_s: float = float("inf")) -> Any:
+        process, _, outbox = self.workers[rank]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                got, payload = outbox.get(timeout=REPLY_TIMEOUT_S)
+            except queue.Empty:
+                if not process.is_alive():
+                    raise BackendError(f"vLLM engine {rank} exited (code {process.exitcode})") from None
+                if time.monotonic() > deadline:
+                    raise BackendError(f"vLLM engine {rank} did not answer within {timeout_s:.0f} s") from None
+                continue
+            if got == "error":
+                raise BackendError(f"vLLM engine {rank}: {payload}")
+            if got != kind:
+                raise BackendError(f"vLLM engine {rank} answered {got!r}, expected {kind!r}")
+            return payload
+
+    def stream(self, requests: Sequence[Request], params: GenerationParams,
+               max_concurrency: int | None = None) -> Iterator[Completion]:
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        cap = max_concurrency or max(len(requests), 1)
+        load = [0] * len(self.workers)
+        for _, inbox, _ in self.workers:
+            inbox.put(("params", params))
+        waiting = list(reversed(requests))
+        try:
+            while waiting or any(load):
+                while waiting and sum(load) < cap:
+                    rank = load.index(min(load))
+                    self.workers[rank][1].put(("request", waiting.pop()))
+                    load[rank] += 1
+                rank, completions = self._next_done(load)
+                load[rank] -= 1
+                yield from completions
+        finally:
+            if any(load):
+                for _, inbox, _ in self.workers:
+                    inbox.put(("abort", None))
+
+    def _next_done(self, load: list[int]) -> tuple[int, list[Completion]]:
+        """The next finished request of any busy engine."""
+        while True:
+            for rank, (process, _, outbox) in enumerate(self.workers):
+                if not load[rank]:
+                    continue
+                try:
+                    got, payload = outbox.get(timeout=0.01)
+                except queue.Empty:
+                    if not process.is_alive():
+                        raise BackendError(f"vLLM engine {rank} exited (code {process.exitcode})") from None
+                    continue
+                if got == "error":
+                    raise BackendError(f"vLLM engine {rank}: {payload}")
+                return rank, payload
+
+    def generate(self, requests: list[Request], params: GenerationParams) -> list[Completion]:
+        order = {r.request_id: i for i, r in enumerate(requests)}
+        return sorted(self.stream(requests, params), key=lambda c: (order[c.request_id], c.attempt))
+
+    def generate_bare(self, requests: list[Request], params: GenerationParams) -> list[Completion]:
+        """One LLM.generate per engine on an equal share of the requests, all at once; latency_s is the
+        wall time until the last engine finished."""
+        started = time.perf_counter()
+        n = len(self.workers)
+        for rank, (_, inbox, _) in enumerate(self.workers):
+            inbox.put(("bare", (requests[rank::n], params)))
+        shares = [self._reply(rank, "bare") for rank in range(n)]
+        wall = time.perf_counter() - started
+        completions = [c for share in shares for c in share]
+        for c in completions:
+            c.latency_s = wall
+        return completions
+
+    def describe(self) -> dict[str, Any]:
+        facts = dict(self.facts[0])
+        facts.update(data_parallel_size=self.data_parallel_size, load_time_s=round(self.load_time_s, 3),
+                     engine_load_time_s=[f.get("load_time_s") for f in self.facts])
+        return facts
+
+    def memory(self) -> dict[str, Any]:
+        for _, inbox, _ in self.workers:
+            inbox.put(("memory", None))
+        shares = [self._reply(rank, "memory") for rank in range(len(self.workers))]
+        out: dict[str, Any] = {"engines": len(shares)}
+        for key in ("nvml_used_over_baseline_mib", "nvml_baseline_used_mib", "vllm_weights_gib", "vllm_kv_cache_gib"):
+            values = [s.get(key) for s in shares if s.get(key) is not None]
+            out[key] = round(sum(values), 3) if values else None
+        peaks = [s["kv_cache_peak_usage"] for s in shares if s.get("kv_cache_peak_usage") is not None]
+        out["kv_cache_peak_usage"] = max(peaks) if peaks else None
+        return out
+
+    def close(self) -> None:
+        for process, inbox, _ in self.workers:
+            if process.is_alive():
+                inbox.put(("stop", None))
+        for process, _, _ in self.workers:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.terminate()
+        self.workers = []

@@ -139,7 +139,9 @@ def _build_tokenizer():
     )
 
 
-def _build_processor(arch: Arch, tokenizer):
+def _build_processor(arch: Arch, tokenizer, pixels: tuple[int, int] | None = None):
+    """The family's processor with our chat template; `pixels` = (min, max) pixels of a resized image
+    (default: the tiny limits, 4 to 16 image tokens per image)."""
     from transformers import Qwen2VLImageProcessor
 
     if arch == "qwen2_5_vl":
@@ -155,10 +157,11 @@ def _build_processor(arch: Arch, tokenizer):
     unit = patch * 2  # one merged 2x2 patch block = one image token
     # Between 4 and 16 image tokens per image. `size` is passed as a fresh dict: the processors'
     # min_pixels/max_pixels arguments edit a dict shared by the class.
-    image_size = {"shortest_edge": (2 * unit) ** 2, "longest_edge": (4 * unit) ** 2}
+    low, high = pixels or ((2 * unit) ** 2, (4 * unit) ** 2)
+    image_size = {"shortest_edge": low, "longest_edge": high}
     image_processor = Qwen2VLImageProcessor(size=image_size, patch_size=patch, temporal_patch_size=2,
                                             merge_size=2, **normalize)
-    video_size = {"shortest_edge": (2 * unit) ** 2, "longest_edge": 4 * (4 * unit) ** 2}
+    video_size = {"shortest_edge": low, "longest_edge": 4 * high}
     video_processor = video_class(size=video_size, patch_size=patch, temporal_patch_size=2, merge_size=2,
                                   **normalize)
     return processor_class(image_processor=image_processor, tokenizer=tokenizer,

@@ -1,7 +1,7 @@
 """`harness`: the one command line, a thin layer over the libraries. Each command's docstring is its --help.
 
 One module per command group: eval.py (eval, show, rescore, score, suites), bench.py (bench),
-models.py (tiny-model, export), train.py (train, demo), reports.py (report, gate). The libraries below
+models.py (tiny-model, random-model, export), train.py (train, demo), reports.py (report, gate). The libraries below
 return values and raise HarnessError; this package alone prints and exits. `main` is the console script `harness`:
 
     harness eval --suite synth_arith --limit 4
@@ -17,7 +17,7 @@ import click
 from core.errors import HarnessError
 from harness.cli.bench import bench_command
 from harness.cli.eval import eval_command, rescore_command, score_command, show_command, suites_command
-from harness.cli.models import export_command, tiny_model_command
+from harness.cli.models import export_command, random_model_command, tiny_model_command
 from harness.cli.reports import gate_command, report_command
 from harness.cli.train import demo_command, train_command
 
@@ -43,7 +43,7 @@ def cli() -> None:
 
 
 for _command in (eval_command, suites_command, show_command, rescore_command, score_command,
-                 tiny_model_command, export_command, train_command, demo_command, report_command,
+                 tiny_model_command, random_model_command, export_command, train_command, demo_command, report_command,
                  gate_command, bench_command):
     cli.add_command(_command)
 

@@ -2,4 +2,5 @@
 
 from harness.cli import main
 
-main()
+if __name__ == "__main__":  # vLLM starts its engine processes with spawn, which may import this module again
+    main()

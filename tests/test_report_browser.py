@@ -208,3 +208,26 @@ def test_model_outputs_cannot_run_script(browser, tmp_path):
     assert page.locator("#flip-list .question").first.inner_text() == SCRIPT_PAYLOADS[0]
     assert page.locator("img:not(.thumb)").count() == 0 and page.locator("a[href^='javascript']").count() == 0
     assert view.errors == []
+
+
+def test_an_unfinished_run_is_marked_at_the_top_of_the_page(browser, tmp_path):
+    items = {"synth_arith": _items([T, F] * 5, "a", meta)}
+    base = write_run(tmp_path, "base", items)
+    partial = write_run(tmp_path, "partial", items, status="running")
+    records = partial / "records.jsonl"
+    records.write_text("".join(records.read_text().splitlines(keepends=True)[:4]))  # killed after 4 of 10
+    (partial / "metrics.json").unlink()
+    view = Page(browser, build_report([base, partial], tmp_path / "report.html"))
+    page = view.page
+    tag = page.locator("header .tag.state-unfinished")
+    assert tag.inner_text() == STRINGS["en"]["state.unfinished"]
+    box = tag.bounding_box()  # in the first screen of a 1400 x 900 window, not in a column off to the right
+    assert box is not None and box["y"] + box["height"] <= 900 and box["x"] + box["width"] <= 1400
+    assert "4 of 10 records present" in tag.get_attribute("title")
+    banner = page.locator("#comparability")
+    assert "warn" in banner.get_attribute("class") and "unfinished: 4 of 10 records" in banner.inner_text()
+    runs_tag = page.locator("#runs-table .tag.state-unfinished").bounding_box()
+    assert runs_tag is not None and runs_tag["x"] + runs_tag["width"] <= 1400
+    page.click('.lang-switch button[data-lang="zh"]')
+    assert tag.inner_text() == STRINGS["zh"]["state.unfinished"]
+    assert view.errors == []

@@ -220,3 +220,15 @@ class read_only:
             subprocess.run(["umount", str(self.folder)], capture_output=True, check=False)
         else:
             self.folder.chmod(self.mode)
+
+
+@pytest.mark.parametrize("content", ["[]", '{"schema_version": 1}', '{"schema_version": 1, "suites": 3}'])
+def test_a_wrong_shaped_manifest_is_one_line_for_show_resume_and_rescore(tmp_path, content):
+    run = finished_run(tmp_path)
+    run.manifest_path.write_text(content)
+    before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
+    for args in (["show", run.path], ["show", run.path, "--json"], ["rescore", run.path],
+                 ["eval", "--out", run.path, "--resume"]):
+        line = error_line(invoke(*args))
+        assert line.startswith(f"error: {run.manifest_path}"), (args, line)
+    assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before

@@ -361,3 +361,29 @@ def test_a_read_only_out_is_found_before_the_model_loads(tmp_path):
         run_eval(cfg(tmp_path, out=str(parent / "run"), model="/no/such/model"), progress=False)
     assert one_line(err.value).startswith(f"cannot create the run directory {parent / 'run'}: ")
     assert list(parent.iterdir()) == []
+
+
+def test_disk_full_while_writing_a_thumbnail_stops_the_run_instead_of_failing_the_item(tmp_path, monkeypatch):
+    from PIL import Image
+
+    real_save = Image.Image.save
+
+    def full(self, fp, *args, **kwargs):
+        if not isinstance(fp, (str, os.PathLike)):  # the suite drawing its images in memory
+            return real_save(self, fp, *args, **kwargs)
+        with open(fp, "wb") as f:  # a thumbnail: half of it reached the disk
+            f.write(b"\xff\xd8 half a jpeg")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    with pytest.raises(StorageError) as err:
+        run_eval(cfg(tmp_path, suites=["synth_charts"]), backend=ScriptedBackend(gold_answer), progress=False)
+    run = RunDir(tmp_path / "run")
+    assert one_line(err.value).startswith(f"cannot write {run.images_dir}/synth_charts__")
+    assert err.value.args[0].endswith(": disk full (No space left on device)")
+    assert not leftovers(run.path) and not list(run.images_dir.iterdir())
+    assert run.read_records() == [] and run.read_manifest()["status"] == "error"  # no item blamed for it
+    monkeypatch.setattr(Image.Image, "save", real_save)
+    run_eval(cfg(tmp_path, suites=["synth_charts"]), resume=True, backend=ScriptedBackend(gold_answer),
+             progress=False)
+    assert len(keys(run)) == 6 and all(r["error"] is None for r in run.read_records())

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
+from harness.backends.scripted import ScriptedBackend
 from harness.config import EvalConfig
 from harness.runner import run_eval
 from harness.runstore import RunDir
-from tests.fakes import ScriptedBackend
 
 pytestmark = pytest.mark.slow
 

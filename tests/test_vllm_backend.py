@@ -276,3 +276,77 @@ def test_an_engine_failure_mid_stream_keeps_what_finished_and_resume_does_the_re
     keys = Counter((r["suite"], r["sample_id"], r["attempt"]) for r in run.read_records())
     assert len(keys) == 10 and max(keys.values()) == 1
     assert len(FakeLLM.instances[-1].llm_engine.added) == 10 - len(done_before)  # only what was missing
+
+
+KILLED_RUN = """
+import sys
+from harness.backends.vllm_backend import VllmBackend
+from harness.config import EvalConfig
+from harness.runner import run_eval
+from tests.fake_vllm import fake_api
+
+if __name__ == "__main__":
+    cfg = EvalConfig.from_dict({"model": "tiny", "backend": "vllm", "out": sys.argv[1], "limit": 12,
+                                "max_new_tokens": 16, "max_concurrency": 4})
+    run_eval(cfg, backend=VllmBackend(sys.argv[2], api=fake_api(step_delay_s=0.05)), progress="off")
+"""
+
+
+def test_a_process_killed_mid_stream_resumes_with_nothing_lost_or_repeated(tmp_path, tiny):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out, script = tmp_path / "run", tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    proc = subprocess.Popen([sys.executable, str(script), str(out), tiny], cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    records = out / "records.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if records.exists() and records.read_bytes().count(b"\n") >= 5:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = RunDir(out).read_records()
+    assert 5 <= len(before) < 24 and RunDir(out).read_manifest()["status"] == "running"
+    resumed = VllmBackend(tiny, api=fake_api())
+    run_eval(vllm_cfg(tmp_path, limit=12, max_concurrency=4), resume=True, backend=resumed, progress=False)
+    after = RunDir(out).read_records()
+    keys = Counter((r["suite"], r["sample_id"], r["attempt"]) for r in after)
+    assert len(keys) == 24 and max(keys.values()) == 1
+    assert len(FakeLLM.instances[-1].llm_engine.added) == 24 - len(before)  # only what was not on disk
+    assert RunDir(out).read_manifest()["status"] == "finished"
+
+
+def test_data_parallel_engines_share_the_requests(tiny, monkeypatch):
+    """Two engines in spawned processes (each a VllmBackend on its own GPU group; here the fake engine):
+    every request answered once, the cap over both respected, facts and memory gathered from both."""
+    from harness.backends.vllm_dp import DataParallelVllm, make_vllm_backend
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with pytest.raises(ConfigError, match="needs 2 GPUs; 1 visible"):
+        make_vllm_backend(tiny, data_parallel_size=2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    backend = make_vllm_backend(tiny, data_parallel_size=2, api=fake_api())
+    processes = [process for process, _, _ in backend.workers]
+    try:
+        assert isinstance(backend, DataParallelVllm)
+        requests = [image_request(f"i{k}", f"Question {k}?") for k in range(9)]
+        completions = list(backend.stream(requests, GenerationParams(max_new_tokens=8), max_concurrency=4))
+        assert sorted(c.request_id for c in completions) == sorted(r.request_id for r in requests)
+        bare = backend.generate_bare(requests, GenerationParams(max_new_tokens=8))
+        assert {c.request_id: c.text for c in bare} == {c.request_id: c.text for c in completions}
+        facts, memory = backend.describe(), backend.memory()
+        assert facts["data_parallel_size"] == 2 and len(facts["engine_load_time_s"]) == 2
+        assert memory["engines"] == 2 and memory["kv_cache_peak_usage"] is not None
+    finally:
+        backend.close()
+    assert len(processes) == 2 and not any(process.is_alive() for process in processes)

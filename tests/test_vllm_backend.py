@@ -143,6 +143,17 @@ def test_stream_caps_requests_in_flight_and_yields_as_they_finish(backend):
         assert 1 <= c.n_output_tokens <= 12 and (c.finish_reason == "length") == (c.n_output_tokens == 12)
         assert c.n_prompt_tokens > 16  # the fake counts 16 tokens per image
     assert backend.memory()["kv_cache_peak_usage"] > 0
+    pulled = []
+
+    def lazily():  # the runner hands over a generator: prompts (and images) are built as slots free up
+        for request in requests:
+            pulled.append(request.request_id)
+            yield request
+
+    stream = backend.stream(lazily(), params, max_concurrency=3)
+    next(stream)
+    assert len(pulled) == 3
+    stream.close()
     # iter_completions hands a streaming backend everything at once (no static batches)
     again = list(iter_completions(backend, requests, GenerationParams(max_new_tokens=4, ignore_eos=True), 2))
     assert FakeLLM.instances[-1].llm_engine.max_running == 7

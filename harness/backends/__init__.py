@@ -20,7 +20,7 @@ Nothing else of a backend is visible to the runner.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -89,28 +89,31 @@ class Backend(Protocol):
 
 
 class StreamingBackend(Backend, Protocol):
-    def stream(self, requests: Sequence[Request], params: GenerationParams,
+    def stream(self, requests: Iterable[Request], params: GenerationParams,
                max_concurrency: int | None = None) -> Iterator[Completion]:
-        """Hand the requests to the engine (at most `max_concurrency` in flight when given, like
+        """Hand the requests (pulled from the iterable as they are handed over) to the engine (at most `max_concurrency` in flight when given, like
         `vllm bench serve --max-concurrency`; all at once otherwise) and yield each request's `params.n`
         completions as soon as it finishes, in any request order. Completions carry request_latency_s
         and, where the engine reports it, ttft_s. Stopping the iteration aborts the requests in flight."""
         ...
 
 
-def iter_completions(backend: Backend, requests: Sequence[Request], params: GenerationParams,
+def iter_completions(backend: Backend, requests: Iterable[Request], params: GenerationParams,
                      batch_size: int, max_concurrency: int | None = None) -> Iterator[Completion]:
     """Completions of every request, as they are ready: the one way the runner and the bench consume a
     backend. A streaming backend gets all requests at once (`max_concurrency` caps those in flight); a
     batch backend gets static batches of `batch_size`, longest prompts first when it can measure prompt
     lengths (`prompt_lengths(requests)`), so that a batch holds prompts of similar length and little
-    padding, and an out-of-memory batch shows up at the start. Callers must not rely on the order."""
+    padding, and an out-of-memory batch shows up at the start. Callers must not rely on the order.
+    `requests` may be a generator: a stream pulls prompts as it hands them over (while its engine works
+    on the first ones); a batch backend takes them all first."""
     stream = getattr(backend, "stream", None)
     if stream is not None:
         yield from stream(requests, params, max_concurrency=max_concurrency)
         return
     if batch_size < 1:
         raise BackendError(f"batch_size must be at least 1, got {batch_size}")
+    requests = requests if isinstance(requests, Sequence) else list(requests)
     order = list(range(len(requests)))
     prompt_lengths = getattr(backend, "prompt_lengths", None)
     if prompt_lengths is not None and len(requests) > batch_size:

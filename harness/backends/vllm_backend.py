@@ -23,8 +23,7 @@ import math
 import tempfile
 import time
 import zlib
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -236,19 +235,25 @@ class VllmBackend:
             self.llm.llm_engine.abort_request(list(self._in_flight))
             self._in_flight.clear()
 
-    def stream(self, requests: Sequence[Request], params: GenerationParams,
+    def stream(self, requests: Iterable[Request], params: GenerationParams,
                max_concurrency: int | None = None) -> Iterator[Completion]:
         """Every request handed to the engine (at most max_concurrency in flight), completions yielded as
         each request finishes. Stopping the iteration aborts what is still in flight."""
         self._check(params)
         if max_concurrency is not None and max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        waiting = deque(requests)
-        cap = max_concurrency or max(len(waiting), 1)
+        source, exhausted = iter(requests), False  # pulled as slots free up: prompts are built lazily
+        cap = max_concurrency or math.inf
         try:
-            while waiting or self._in_flight:
-                while waiting and len(self._in_flight) < cap:
-                    self.submit(waiting.popleft(), params)
+            while True:
+                while not exhausted and len(self._in_flight) < cap:
+                    request = next(source, None)
+                    if request is None:
+                        exhausted = True
+                    else:
+                        self.submit(request, params)  # the engine starts on it at once
+                if exhausted and not self._in_flight:
+                    return
                 for completions in self.step():
                     yield from completions
         finally:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from core.errors import BackendError, ConfigError
@@ -144,21 +144,27 @@ class DataParallelVllm:
                 raise BackendError(f"vLLM engine {rank} answered {got!r}, expected {kind!r}")
             return payload
 
-    def stream(self, requests: Sequence[Request], params: GenerationParams,
+    def stream(self, requests: Iterable[Request], params: GenerationParams,
                max_concurrency: int | None = None) -> Iterator[Completion]:
         if max_concurrency is not None and max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        cap = max_concurrency or max(len(requests), 1)
+        cap = max_concurrency or float("inf")
         load = [0] * len(self.workers)
         for _, inbox, _ in self.workers:
             inbox.put(("params", params))
-        waiting = list(reversed(requests))
+        source, exhausted = iter(requests), False
         try:
-            while waiting or any(load):
-                while waiting and sum(load) < cap:
-                    rank = load.index(min(load))
-                    self.workers[rank][1].put(("request", waiting.pop()))
+            while True:
+                while not exhausted and sum(load) < cap:
+                    request = next(source, None)
+                    if request is None:
+                        exhausted = True
+                        break
+                    rank = load.index(min(load))  # the least busy engine
+                    self.workers[rank][1].put(("request", request))
                     load[rank] += 1
+                if not any(load):
+                    return
                 rank, completions = self._next_done(load)
                 load[rank] -= 1
                 yield from completions

@@ -1,4 +1,4 @@
-"""One session of a run: items -> prompts -> any backend -> scored records in records.jsonl, as they arrive.
+"""One session of a run: items -> prompts -> any backend -> scored records in the records file, as they arrive.
 
     timings = generate_session(todo, SessionContext(...), on_item_done=bar.advance)
     timings == {"prepare_s": 3.1, "generation_s": 41.8, "scoring_s": 0.9, "writing_s": 0.2, "streamed": True}
@@ -155,7 +155,7 @@ def _score_and_append(records: list[dict[str, Any]], suite: Suite, ctx: SessionC
 
 
 def put_in_suite_order(run: RunDir, plans: list[Any]) -> None:
-    """Rewrite records.jsonl in suite order (suite, item, attempt) when it is not: records are appended
+    """Rewrite the records file in suite order (suite, item, attempt) when it is not: records are appended
     as they finish, which a stream or a batch sorted by prompt length does not do in order."""
     position = {(plan.suite.name, item.sample_id): (p, i) for p, plan in enumerate(plans)
                 for i, item in enumerate(plan.items)}

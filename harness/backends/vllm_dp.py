@@ -113,7 +113,7 @@ class DataParallelVllm:
         for rank in range(data_parallel_size):
             devices = ",".join(gpus[rank * tensor_parallel_size:(rank + 1) * tensor_parallel_size])
             inbox, outbox = context.Queue(), context.Queue()
-            process = context.Process(target=_worker, name=f"vllm-dp{rank}", daemon=True,
+            process = context.Process(target=_worker, name=f"vllm-dp{rank}", daemon=False,
                                       args=(devices, model, {**options, "tensor_parallel_size": tensor_parallel_size},
                                             inbox, outbox))
             process.start()

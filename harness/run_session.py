@@ -21,8 +21,11 @@ What the timings mean, the same for both kinds of backend:
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,8 @@ from suites.base import Item, Suite
 
 FSYNC_EVERY_S = 1.0
 FSYNC_EVERY_RECORDS = 256
+PREPARE_THREADS = 4
+PREPARE_AHEAD = 64  # prompts built ahead of a stream: enough to keep the engine fed, few decoded images held
 
 
 @dataclass
@@ -85,10 +90,8 @@ def generate_session(todo: list[tuple[Any, Item, list[int]]], ctx: SessionContex
 
     def requests() -> Iterator[Request]:
         """Prompts, built as the backend asks for them; items that cannot be prompted are recorded here."""
-        for plan, item, attempts in todo:
-            started = time.perf_counter()
-            request, rec = _prepare(item, plan.suite, ctx)
-            timing["prepare_s"] += time.perf_counter() - started
+        for (plan, item, attempts), (request, rec, seconds) in zip(todo, _prepared(todo, ctx, streamed), strict=True):
+            timing["prepare_s"] += seconds
             if request is None:
                 _score_and_append([{**rec, "attempt": a} for a in attempts], plan.suite, ctx, appender, timing)
                 on_item_done(item.suite, len(attempts))
@@ -118,6 +121,36 @@ def generate_session(todo: list[tuple[Any, Item, list[int]]], ctx: SessionContex
     generation_s = loop_s if streamed else loop_s - outside
     return {"streamed": streamed, "generation_s": round(generation_s, 3), "prepare_s": round(timing["prepare_s"], 3),
             "scoring_s": round(timing["scoring_s"], 3), "writing_s": round(appender.seconds, 3)}
+
+
+def _prepared(todo: list[tuple[Any, Item, list[int]]], ctx: SessionContext,
+              ahead: bool) -> Iterator[tuple[Request | None, dict[str, Any], float]]:
+    """(request, record, seconds) of each item, in order. For a stream, PREPARE_AHEAD items are decoded
+    and prompted by PREPARE_THREADS threads ahead of the engine: the engine's own input and output
+    processing runs in this thread, and image decoding here would hold it up (PIL releases the GIL)."""
+    def timed(plan: Any, item: Item) -> tuple[Request | None, dict[str, Any], float]:
+        started = time.perf_counter()
+        request, rec = _prepare(item, plan.suite, ctx)
+        return request, rec, time.perf_counter() - started
+
+    if not ahead:
+        for plan, item, _ in todo:
+            yield timed(plan, item)
+        return
+    with ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="prepare") as pool:
+        futures: deque[Future] = deque()
+        source = iter(todo)
+        try:
+            for plan, item, _ in itertools.islice(source, PREPARE_AHEAD):
+                futures.append(pool.submit(timed, plan, item))
+            while futures:
+                result = futures.popleft().result()  # an error (disk full) surfaces here, in order
+                for plan, item, _ in itertools.islice(source, 1):
+                    futures.append(pool.submit(timed, plan, item))
+                yield result
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def _prepare(item: Item, suite: Suite, ctx: SessionContext) -> tuple[Request | None, dict[str, Any]]:

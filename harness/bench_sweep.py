@@ -91,6 +91,7 @@ class Sweep:
                  params: GenerationParams | None = None) -> PassResult:
         batch_size = value if axis == "batch_size" else max(1, len(requests))
         concurrency = value if axis == "concurrency" else None
+        self._reset_caches()
         started = time.perf_counter()
         completions = list(iter_completions(self.backend, requests, params or self.params, batch_size, concurrency))
         wall_s = time.perf_counter() - started
@@ -99,6 +100,13 @@ class Sweep:
             raise BackendError(f"backend {self.engine.backend} returned {len(completions)} completions for "
                                f"{expected} expected")
         return PassResult(wall_s, completions)
+
+    def _reset_caches(self) -> None:
+        # Every pass sends the same prompts: without this, vLLM's prefix and image caches make every pass
+        # after the first one faster than any real run, whose prompts the engine sees once.
+        reset = getattr(self.backend, "reset_caches", None)
+        if reset is not None:
+            reset()
 
     def measure(self, axis: str, value: int) -> Configuration:
         from harness.gpu_memory import NvmlSampler
@@ -143,6 +151,7 @@ class Sweep:
             batches = [[r.request_id for r in self.requests]]
         walls, rates = [], []
         for i in range(self.repeat):
+            self._reset_caches()
             started, tokens = time.perf_counter(), 0
             for batch in batches:
                 tokens += sum(c.n_output_tokens for c in generate_bare([by_id[rid] for rid in batch], self.params))

@@ -151,6 +151,13 @@ class FakeLLM:
                 outputs[output.request_id] = output
         return [outputs[i] for i in ids]
 
+    def reset_prefix_cache(self) -> bool:
+        self.cache_resets = getattr(self, "cache_resets", 0) + 1
+        return True
+
+    def reset_mm_cache(self) -> None:
+        self.mm_cache_resets = getattr(self, "mm_cache_resets", 0) + 1
+
     def get_metrics(self) -> list[Any]:
         return [SimpleNamespace(name="vllm:kv_cache_usage_perc", value=len(self.llm_engine.running) / 64)]
 

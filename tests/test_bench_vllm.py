@@ -36,6 +36,9 @@ def test_vllm_bench_through_a_fake_engine(tmp_path, tiny_model_dir):
     engines = FakeLLM.instances
     assert [e.kwargs.get("quantization") for e in engines] == [None, "fp8"]
     assert all(e.kwargs["gpu_memory_utilization"] == 0.5 and e.kwargs["max_model_len"] == 2048 for e in engines)
+    # Every pass starts from empty prefix and image caches: per point a warm-up, 2 repeats and the
+    # prefill pass (2 points), and the engine's 2 bare repeats.
+    assert [(e.cache_resets, e.mm_cache_resets) for e in engines] == [(10, 10), (10, 10)]
     assert [(e["backend"], e["quantization"], e["axis"]) for e in bench["engines"]] == [
         ("vllm", "none", "concurrency"), ("vllm", "fp8", "concurrency")]
 

@@ -33,7 +33,7 @@ from harness.backends.vllm_compat import VllmApi, capture_engine_log, engine_mem
 from harness.backends.vllm_lora import AdapterPlan, merged_model_dir, plan_adapter, refusal
 from harness.models import first_line, load_processor, resolve_model
 
-KV_POLL_S = 0.5  # how often the stream reads the engine's KV-cache usage
+KV_POLL_S = 2.0  # how often the stream reads the engine's KV-cache usage
 
 
 def count_image_parts(messages: list[dict[str, Any]]) -> int:
@@ -225,6 +225,14 @@ class VllmBackend:
                 self.kv_cache_peak_usage = max(usage, self.kv_cache_peak_usage or 0.0)
             self._next_poll = time.perf_counter() + KV_POLL_S
         return finished
+
+    def reset_caches(self) -> None:
+        """Forget the engine's prefix cache and multi-modal input cache, so that the next pass over prompts
+        it has seen costs what the first did (benchmarks compare passes, and a run sees each prompt once)."""
+        self.llm.reset_prefix_cache()
+        reset_mm_cache = getattr(self.llm, "reset_mm_cache", None)
+        if reset_mm_cache is not None:
+            reset_mm_cache()
 
     @property
     def n_in_flight(self) -> int:

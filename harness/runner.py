@@ -257,6 +257,9 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
     except BaseException as exc:
         bar.close()
         raise _record_failure(run, manifest, session, exc) from exc
+    finally:
+        if loaded_here:  # a backend loaded here ends here: GPU memory and engine processes freed
+            backend.close()
     bar.close()
     session["finished"] = now()
     try:

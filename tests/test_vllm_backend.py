@@ -347,12 +347,15 @@ def test_data_parallel_engines_share_the_requests(tiny, monkeypatch):
         make_vllm_backend(tiny, data_parallel_size=2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     backend = make_vllm_backend(tiny, data_parallel_size=2, api=fake_api())
-    processes = [process for process, _, _ in backend.workers]
+    processes = [process for process, _ in backend.workers]
     try:
         assert isinstance(backend, DataParallelVllm)
         requests = [image_request(f"i{k}", f"Question {k}?") for k in range(9)]
         completions = list(backend.stream(requests, GenerationParams(max_new_tokens=8), max_concurrency=4))
         assert sorted(c.request_id for c in completions) == sorted(r.request_id for r in requests)
+        abandoned = backend.stream(requests, GenerationParams(max_new_tokens=30))
+        next(abandoned)
+        abandoned.close()  # the engines abort; what they already sent is dropped
         bare = backend.generate_bare(requests, GenerationParams(max_new_tokens=8))
         assert {c.request_id: c.text for c in bare} == {c.request_id: c.text for c in completions}
         facts, memory = backend.describe(), backend.memory()

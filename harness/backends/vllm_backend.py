@@ -29,7 +29,13 @@ from typing import Any
 
 from core.errors import BackendError, ConfigError, ModelError
 from harness.backends import Completion, GenerationParams, Request
-from harness.backends.vllm_compat import VllmApi, capture_engine_log, engine_memory_from_log, kv_cache_usage
+from harness.backends.vllm_compat import (
+    VllmApi,
+    capture_engine_log,
+    engine_memory_from_log,
+    kv_cache_usage,
+    render_prompt,
+)
 from harness.backends.vllm_lora import AdapterPlan, merged_model_dir, plan_adapter, refusal
 from harness.models import first_line, load_processor, resolve_model
 
@@ -203,12 +209,13 @@ class VllmBackend:
     # --- generation -----------------------------------------------------------------------------
     def submit(self, request: Request, params: GenerationParams) -> None:
         """Hand one request to the engine; its completions come out of a later `step()`."""
-        engine_id = str(self._next_id)
+        engine_id = f"h{self._next_id}"  # apart from the ids LLM.generate gives (0, 1, ...)
         self._next_id += 1
+        prompt, sampling = self.engine_input(request), self.sampling_params(params, request)
         try:
-            self.llm.llm_engine.add_request(engine_id, self.engine_input(request),
-                                            self.sampling_params(params, request), lora_request=self.lora_request)
-        except ValueError as exc:  # vLLM refuses a request (e.g. longer than max_model_len)
+            self.llm.llm_engine.add_request(engine_id, render_prompt(self.llm, prompt), sampling,
+                                            lora_request=self.lora_request)
+        except self.api.request_errors as exc:  # vLLM refuses a request (e.g. longer than max_model_len)
             raise BackendError(f"vLLM refused request {request.request_id}: {first_line(exc)}") from exc
         self._in_flight[engine_id] = (request, time.perf_counter())
 

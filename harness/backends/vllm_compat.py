@@ -5,16 +5,18 @@ Their offline engine API is the same where the backend touches it:
 
     api = load_api()                    # vllm.LLM, SamplingParams, LoRARequest, RequestOutputKind, version
     llm = api.LLM(**engine_kwargs)      # the offline engine; llm.llm_engine is its LLMEngine
-    llm.llm_engine.add_request("7", {"prompt": text, "multi_modal_data": {"image": [img]}}, sampling,
-                               lora_request=lora)
+    engine_input = render_prompt(llm, {"prompt": text, "multi_modal_data": {"image": [img]}})
+    llm.llm_engine.add_request("7", engine_input, sampling, lora_request=lora)
     for output in llm.llm_engine.step(): ...    # RequestOutputs; output.finished once a request is done
     llm.llm_engine.abort_request(["7"])         # external ids, as given to add_request
 
 That is how `LLM.generate` runs internally (`_run_engine`: add every request, then step until none is
 unfinished); the backend drives it itself to stream results and cap the requests in flight. What differs:
+- what a refused request raises (`VllmApi.request_errors`): 0.25 a ValueError, 0.31 VLLMClientError;
 - the multi-modal processor's input (`engine_prompt_token_ids`, for the prompt-parity check): 0.25 takes
   the prompt text or ids, 0.31 only ids;
-- nothing else the backend uses. A release outside the supported range is refused with one clear line.
+- nothing else the backend uses (both render prompts with `LLM._preprocess_cmpl_one`, `render_prompt`).
+A release outside the supported range is refused with one clear line.
 
 Engine memory: vLLM's workers log the weights and KV-cache sizes they allocate ("Model loading took X
 GiB memory", "Available KV cache memory: Y GiB") in their own processes; `capture_engine_log` sends
@@ -48,6 +50,9 @@ class VllmApi:
     LoRARequest: Any
     final_only: Any  # RequestOutputKind.FINAL_ONLY: one output per request, when it finishes
     version: str
+    # What vLLM raises for a request it refuses (too long, bad parameters): 0.25 a ValueError, 0.31 its
+    # own VLLMClientError (no longer a ValueError).
+    request_errors: tuple[type[BaseException], ...] = (ValueError,)
 
 
 def version_tuple(version: str) -> tuple[int, int]:
@@ -74,8 +79,20 @@ def load_api() -> VllmApi:
     except ImportError as exc:
         raise BackendError(f"the vllm backend needs vLLM ({exc}); install it with `uv sync --extra vllm`") from exc
     check_version(vllm.__version__)
+    from vllm import exceptions
+
+    client_error = getattr(exceptions, "VLLMClientError", None)
     return VllmApi(LLM=vllm.LLM, SamplingParams=vllm.SamplingParams, LoRARequest=LoRARequest,
-                   final_only=RequestOutputKind.FINAL_ONLY, version=vllm.__version__)
+                   final_only=RequestOutputKind.FINAL_ONLY, version=vllm.__version__,
+                   request_errors=(ValueError, client_error) if client_error else (ValueError,))
+
+
+def render_prompt(llm: Any, prompt: dict[str, Any]) -> Any:
+    """The engine input `LLM.generate` makes of a prompt (tokenized, images processed), for
+    `LLMEngine.add_request`. Both releases have `LLM._preprocess_cmpl_one`; their engines still take the
+    raw prompt too (deprecated), the fallback for an LLM without it."""
+    preprocess = getattr(llm, "_preprocess_cmpl_one", None)
+    return preprocess(prompt) if preprocess is not None else prompt
 
 
 def installed_version() -> str | None:

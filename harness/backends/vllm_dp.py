@@ -52,7 +52,7 @@ def visible_gpus() -> list[str]:
         return []
 
 
-def _worker(devices: str, model: str, options: dict[str, Any], inbox, outbox) -> None:
+def _worker(rank: int, devices: str, model: str, options: dict[str, Any], inbox, results) -> None:
     """One engine: requests in, completions out, until told to stop (runs in a spawned process)."""
     os.environ["CUDA_VISIBLE_DEVICES"] = devices  # before anything imports torch
     try:
@@ -60,13 +60,20 @@ def _worker(devices: str, model: str, options: dict[str, Any], inbox, outbox) ->
 
         backend = VllmBackend(model, **options)
     except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which raises it
-        outbox.put(("error", f"{type(exc).__name__}: {exc}"))
+        results.put(("error", rank, f"{type(exc).__name__}: {exc}"))
         return
-    outbox.put(("ready", backend.describe()))
+    results.put(("ready", rank, backend.describe()))
     params: GenerationParams | None = None
+    parent = os.getppid()
     try:
         while True:
-            messages = [inbox.get()] if backend.n_in_flight == 0 else []
+            messages = []
+            while not messages and backend.n_in_flight == 0:  # idle: wait for work, or for the parent to go
+                try:
+                    messages.append(inbox.get(timeout=REPLY_TIMEOUT_S))
+                except queue.Empty:
+                    if os.getppid() != parent:
+                        return
             while True:
                 try:
                     messages.append(inbox.get_nowait())
@@ -82,16 +89,17 @@ def _worker(devices: str, model: str, options: dict[str, Any], inbox, outbox) ->
                     backend.submit(payload, params)
                 elif kind == "abort":
                     backend.abort_all()
+                    results.put(("aborted", rank, None))
                 elif kind == "bare":
                     requests, bare_params = payload
-                    outbox.put(("bare", backend.generate_bare(requests, bare_params)))
+                    results.put(("bare", rank, backend.generate_bare(requests, bare_params)))
                 elif kind == "memory":
-                    outbox.put(("memory", backend.memory()))
+                    results.put(("memory", rank, backend.memory()))
             if backend.n_in_flight:
                 for completions in backend.step():
-                    outbox.put(("done", completions))
+                    results.put(("done", rank, completions))
     except BaseException as exc:  # noqa: BLE001 -- the parent raises it
-        outbox.put(("error", f"{type(exc).__name__}: {exc}"))
+        results.put(("error", rank, f"{type(exc).__name__}: {exc}"))
     finally:
         backend.close()
 
@@ -109,40 +117,54 @@ class DataParallelVllm:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # CUDA and vLLM do not survive a fork
+        self.results = context.Queue()  # every engine's answers, tagged with its rank
         self.workers = []
         for rank in range(data_parallel_size):
             devices = ",".join(gpus[rank * tensor_parallel_size:(rank + 1) * tensor_parallel_size])
-            inbox, outbox = context.Queue(), context.Queue()
+            inbox = context.Queue()
+            # Not a daemon: a daemonic process may not start processes, and vLLM starts its engine's.
             process = context.Process(target=_worker, name=f"vllm-dp{rank}", daemon=False,
-                                      args=(devices, model, {**options, "tensor_parallel_size": tensor_parallel_size},
-                                            inbox, outbox))
+                                      args=(rank, devices, model,
+                                            {**options, "tensor_parallel_size": tensor_parallel_size},
+                                            inbox, self.results))
             process.start()
-            self.workers.append((process, inbox, outbox))
+            self.workers.append((process, inbox))
         try:
-            self.facts = [self._reply(rank, "ready", START_TIMEOUT_S) for rank in range(data_parallel_size)]
+            self.facts = self._collect("ready", START_TIMEOUT_S)
         except BaseException:
             self.close()
             raise
         self.data_parallel_size = data_parallel_size
         self.load_time_s = time.perf_counter() - started
 
-    def _reply(self, rank: int, kind: str, timeout_s: float = float("inf")) -> Any:
-        process, _, outbox = self.workers[rank]
-        deadline = time.monotonic() + timeout_s
+    def _next(self, deadline: float = float("inf")) -> tuple[str, int, Any]:
+        """The next answer of any engine; BackendError when one failed or exited."""
         while True:
             try:
-                got, payload = outbox.get(timeout=REPLY_TIMEOUT_S)
+                kind, rank, payload = self.results.get(timeout=REPLY_TIMEOUT_S)
             except queue.Empty:
-                if not process.is_alive():
-                    raise BackendError(f"vLLM engine {rank} exited (code {process.exitcode})") from None
+                for rank, (process, _) in enumerate(self.workers):
+                    if not process.is_alive():
+                        raise BackendError(f"vLLM engine {rank} exited (code {process.exitcode})") from None
                 if time.monotonic() > deadline:
-                    raise BackendError(f"vLLM engine {rank} did not answer within {timeout_s:.0f} s") from None
+                    raise BackendError("the vLLM engines did not answer in time") from None
                 continue
-            if got == "error":
+            if kind == "error":
                 raise BackendError(f"vLLM engine {rank}: {payload}")
-            if got != kind:
-                raise BackendError(f"vLLM engine {rank} answered {got!r}, expected {kind!r}")
-            return payload
+            return kind, rank, payload
+
+    def _collect(self, kind: str, timeout_s: float = float("inf")) -> list[Any]:
+        """One `kind` answer from every engine, in rank order."""
+        deadline = time.monotonic() + timeout_s
+        got: dict[int, Any] = {}
+        while len(got) < len(self.workers):
+            answer, rank, payload = self._next(deadline)
+            if answer == "done":  # a completion of a stream that was abandoned
+                continue
+            if answer != kind:
+                raise BackendError(f"vLLM engine {rank} answered {answer!r}, expected {kind!r}")
+            got[rank] = payload
+        return [got[rank] for rank in range(len(self.workers))]
 
     def stream(self, requests: Iterable[Request], params: GenerationParams,
                max_concurrency: int | None = None) -> Iterator[Completion]:
@@ -150,7 +172,7 @@ class DataParallelVllm:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
         cap = max_concurrency or float("inf")
         load = [0] * len(self.workers)
-        for _, inbox, _ in self.workers:
+        for _, inbox in self.workers:
             inbox.put(("params", params))
         source, exhausted = iter(requests), False
         try:
@@ -165,29 +187,16 @@ class DataParallelVllm:
                     load[rank] += 1
                 if not any(load):
                     return
-                rank, completions = self._next_done(load)
+                kind, rank, completions = self._next()
+                if kind != "done":
+                    raise BackendError(f"vLLM engine {rank} answered {kind!r} during a stream")
                 load[rank] -= 1
                 yield from completions
         finally:
-            if any(load):
-                for _, inbox, _ in self.workers:
+            if any(load):  # an error or an abandoned stream: stop the engines' work, drop what they sent
+                for _, inbox in self.workers:
                     inbox.put(("abort", None))
-
-    def _next_done(self, load: list[int]) -> tuple[int, list[Completion]]:
-        """The next finished request of any busy engine."""
-        while True:
-            for rank, (process, _, outbox) in enumerate(self.workers):
-                if not load[rank]:
-                    continue
-                try:
-                    got, payload = outbox.get(timeout=0.01)
-                except queue.Empty:
-                    if not process.is_alive():
-                        raise BackendError(f"vLLM engine {rank} exited (code {process.exitcode})") from None
-                    continue
-                if got == "error":
-                    raise BackendError(f"vLLM engine {rank}: {payload}")
-                return rank, payload
+                self._collect("aborted")
 
     def generate(self, requests: list[Request], params: GenerationParams) -> list[Completion]:
         order = {r.request_id: i for i, r in enumerate(requests)}
@@ -198,9 +207,9 @@ class DataParallelVllm:
         wall time until the last engine finished."""
         started = time.perf_counter()
         n = len(self.workers)
-        for rank, (_, inbox, _) in enumerate(self.workers):
+        for rank, (_, inbox) in enumerate(self.workers):
             inbox.put(("bare", (requests[rank::n], params)))
-        shares = [self._reply(rank, "bare") for rank in range(n)]
+        shares = self._collect("bare")
         wall = time.perf_counter() - started
         completions = [c for share in shares for c in share]
         for c in completions:
@@ -214,9 +223,9 @@ class DataParallelVllm:
         return facts
 
     def memory(self) -> dict[str, Any]:
-        for _, inbox, _ in self.workers:
+        for _, inbox in self.workers:
             inbox.put(("memory", None))
-        shares = [self._reply(rank, "memory") for rank in range(len(self.workers))]
+        shares = self._collect("memory")
         out: dict[str, Any] = {"engines": len(shares)}
         for key in ("nvml_used_over_baseline_mib", "nvml_baseline_used_mib", "vllm_weights_gib", "vllm_kv_cache_gib"):
             values = [s.get(key) for s in shares if s.get(key) is not None]
@@ -226,10 +235,10 @@ class DataParallelVllm:
         return out
 
     def close(self) -> None:
-        for process, inbox, _ in self.workers:
+        for process, inbox in self.workers:
             if process.is_alive():
                 inbox.put(("stop", None))
-        for process, _, _ in self.workers:
+        for process, _ in self.workers:
             process.join(timeout=60)
             if process.is_alive():
                 process.terminate()

@@ -129,6 +129,7 @@ def test_ignore_eos_forces_the_full_length(tiny_dirs):
 def test_prompt_lengths_match_the_processed_prompts(backend):
     completions = backend.generate(MIXED, GenerationParams(max_new_tokens=1))
     assert backend.prompt_lengths(MIXED) == [c.n_prompt_tokens for c in completions]
+    assert [len(ids) for ids in backend.prompt_token_ids(MIXED)] == [c.n_prompt_tokens for c in completions]
 
 
 def test_iter_completions_batches_longest_prompts_first(backend):

@@ -109,6 +109,15 @@ class TransformersBackend:
             lengths.append(n_tokens)
         return lengths
 
+    def prompt_token_ids(self, requests: list[Request]) -> list[list[int]]:
+        """The prompt token ids the model gets for each request (the image placeholders expanded)."""
+        out = []
+        for request in requests:
+            text = self.processor.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+            inputs = self.processor(text=[text], images=request.images or None, return_tensors="pt")
+            out.append(inputs["input_ids"][0].tolist())
+        return out
+
     def _generate_batch(self, batch: list[Request], params: GenerationParams) -> list[Completion]:
         for request in batch:
             if _count_image_parts(request.messages) != len(request.images):

@@ -292,6 +292,13 @@ class VllmBackend:
         return [c for request, output in zip(requests, outputs, strict=True)
                 for c in self._completions(request, output, wall, bare=True)]
 
+    def engine_prompt_token_ids(self, requests: list[Request]) -> list[list[int]]:
+        """The prompt token ids the engine builds for each request (it generates one token): to check
+        that both backends feed the model the same prompt (TransformersBackend.prompt_token_ids)."""
+        outputs = self.llm.generate([self.engine_input(r) for r in requests], self.api.SamplingParams(max_tokens=1),
+                                    lora_request=self.lora_request, use_tqdm=False)
+        return [list(output.prompt_token_ids) for output in outputs]
+
     # --- facts ----------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {

@@ -166,7 +166,7 @@ def build_random_model(out: Path, arch: str, *, seed: int = 0, device: str = "au
         raise ConfigError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
     if dtype not in ("bfloat16", "float16", "float32"):
         raise ConfigError(f"dtype must be bfloat16, float16 or float32, got {dtype!r}")
-    from harness.outdirs import check_output_dir, staged_output
+    from harness.outdirs import check_output_dir
 
     out = Path(out)
     check_output_dir(out, "model directory", force)  # before minutes of work
@@ -175,10 +175,9 @@ def build_random_model(out: Path, arch: str, *, seed: int = 0, device: str = "au
 
     import torch
     from transformers import AutoModelForImageTextToText, GenerationConfig
-    from transformers.utils import logging as hf_logging
 
     from harness.models import VISION_TOKENS, pick_device
-    from harness.tiny_model import _build_processor, _build_tokenizer
+    from harness.tiny_model import _build_processor, _build_tokenizer, save_model_dir
 
     tokenizer = padded_tokenizer(_build_tokenizer(), text["vocab_size"])
     processor = _build_processor(spec.family, tokenizer, pixels=spec.pixels)  # type: ignore[arg-type]
@@ -196,14 +195,4 @@ def build_random_model(out: Path, arch: str, *, seed: int = 0, device: str = "au
     marker = {"arch": arch, "sizes_from": spec.source, "seed": seed, "dtype": dtype, "n_parameters": n_parameters,
               "reduced": {k: v for k, v in reduce.items() if v is not None}, "builder_version": BUILDER_VERSION,
               "built_on": target}
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        with staged_output(out, "model directory", force) as staging:
-            model.save_pretrained(staging, max_shard_size="5GB")
-            processor.save_pretrained(staging)
-            (staging / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
-    finally:
-        if bars_were_on:
-            hf_logging.enable_progress_bar()
-    return out
+    return save_model_dir(out, model, processor, MARKER_FILE, marker, force, max_shard_size="5GB")

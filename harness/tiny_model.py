@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from harness.models import VISION_TOKENS
 from harness.outdirs import check_output_dir, staged_output
@@ -209,7 +209,6 @@ def build_tiny_model(out: Path, arch: Arch = "qwen2_5_vl", seed: int = 0, hidden
     check_output_dir(out, "model directory", force)  # before anything is built
     import torch
     from transformers import AutoModelForImageTextToText, GenerationConfig
-    from transformers.utils import logging as hf_logging
 
     tokenizer = _build_tokenizer()
     processor = _build_processor(arch, tokenizer)
@@ -223,15 +222,23 @@ def build_tiny_model(out: Path, arch: Arch = "qwen2_5_vl", seed: int = 0, hidden
         # Random weights sample any token, vision placeholders included: generation never emits those.
         suppress_tokens=tokenizer.convert_tokens_to_ids(list(VISION_TOKENS)),
     )
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a "writing shards" bar per test build is noise
     marker = {"arch": arch, "seed": seed, "hidden": hidden, "layers": layers, "builder_version": BUILDER_VERSION,
               "n_parameters": sum(p.numel() for p in model.parameters())}
+    return save_model_dir(out, model, processor, MARKER_FILE, marker, force)
+
+
+def save_model_dir(out: Path, model: Any, processor: Any, marker_file: str, marker: dict[str, Any], force: bool,
+                   **save_options: Any) -> Path:
+    """Write a built model, its processor and its marker file into `out`, whole or not at all."""
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "writing shards" bar per build is noise
     try:
         with staged_output(out, "model directory", force) as staging:
-            model.save_pretrained(staging)
+            model.save_pretrained(staging, **save_options)
             processor.save_pretrained(staging)
-            (staging / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
+            (staging / marker_file).write_text(json.dumps(marker, indent=2) + "\n")
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()

@@ -1,4 +1,4 @@
-"""The harness's one small exception hierarchy. The CLI turns each into one line and exit code 2."""
+"""The harness's one small exception hierarchy. The CLI turns each into one line and exit code 2 (Interrupted: 128 + the signal's number)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,14 @@ class ItemsFailedError(HarnessError):
 
 class LockError(HarnessError):
     """A run or checkpoint directory is in use by another process (the message names its pid and host)."""
+
+
+class Interrupted(HarnessError):
+    """SIGTERM or SIGINT stopped the work after saving what was done; the CLI exits with 128 + signum."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
 
 
 class StorageError(HarnessError):

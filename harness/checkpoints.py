@@ -81,10 +81,18 @@ class PeriodicEval(TypedDict):
     suites: dict[str, EvalSummary]
 
 
+class Interruption(TypedDict):
+    signal: str  # SIGTERM or SIGINT
+    step: int  # optimizer steps finished; the saved adapter is theirs
+    max_steps: int
+    forced: bool  # a second signal stopped an update or save under way: the last step may be partial
+    trainer_state: str | None  # TRL's checkpoint-N folder (optimizer, scheduler, RNG) for a future resume
+
+
 class CheckpointInfo(TypedDict):
     schema_version: int
     kind: str
-    status: Literal["training", "intermediate", "finished", "error"]
+    status: Literal["training", "intermediate", "finished", "interrupted", "error"]
     created: str
     finished: str | None
     algo: str  # gspo or grpo
@@ -107,6 +115,7 @@ class CheckpointInfo(TypedDict):
     evals: list[PeriodicEval]
     train_metrics: dict[str, Any] | None  # TRL's train() metrics plus wall_s
     error: NotRequired[str]  # why training stopped (status error)
+    interrupted: NotRequired[Interruption]  # status interrupted: the signal, and what was saved
     training_dir: NotRequired[str]  # an intermediate step's: the training run it belongs to
     merged_from: NotRequired[str]  # a merged export's: the adapter it was merged from
     merged_dtype: NotRequired[str]

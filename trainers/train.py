@@ -10,6 +10,7 @@ GSPO and GRPO differ in one GRPOConfig field, importance_sampling_level ("sequen
 from __future__ import annotations
 
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, Interrupted
 from harness import provenance
 from harness.checkpoints import (
     CHECKPOINT_FILE,
@@ -121,16 +122,26 @@ def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_fu
     device = device_of(engine)
     if engine == "trl":
         install_cpu_logprob()
+    if device == "cpu":
+        _say_cpu_step_cost(cfg, model, say)
     kwargs, substitutions = grpo_kwargs(cfg, engine, device, out, vision_token_ids(processor),
                                         len(extra_reward_funcs))
     args = _grpo_config(kwargs)
     info = _checkpoint_info(cfg, engine, device, model_path, data, overlap, kwargs,
                             [*notes, *substitutions], extra_reward_funcs)
     run = CheckpointRun(out, info, data, eval_plan(cfg, data.held_out_ids), say)
-    run.start()
-    trainer = _trainer(cfg, model, processor, peft_config, args, dataset, extra_reward_funcs, run.callbacks(cfg))
-    say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
-    _train_and_save(trainer, processor, run)
+    from trainers.interrupt import StopOnSignal
+
+    stop = StopOnSignal(say)  # SIGTERM / SIGINT from here on: the trained steps are saved, not lost
+    with stop.installed():
+        run.start()
+        trainer = _trainer(cfg, model, processor, peft_config, args, dataset, extra_reward_funcs,
+                           [*run.callbacks(cfg), stop])
+        say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
+        _train_and_save(trainer, processor, run)
+    if stop.signum is not None:  # it came while the finished checkpoint was being saved
+        raise Interrupted(f"{signal.Signals(stop.signum).name} after training: the checkpoint in {out} is "
+                          f"complete; its final evaluation was skipped", stop.signum)
     if run.plan is not None:
         del trainer, model  # free the training copy before the evaluation loads the saved adapter
         run.evaluate_final()
@@ -262,6 +273,10 @@ def _train_and_save(trainer: Any, processor: Any, run: CheckpointRun) -> None:
     started = time.monotonic()
     try:
         result = trainer.train()
+    except Interrupted as exc:
+        from trainers.interrupt import save_interrupted
+
+        raise save_interrupted(trainer, processor, run.out, run.info, exc) from None
     except Exception as exc:
         run.info.update(status="error", finished=now(), error=f"{type(exc).__name__}: {str(exc)[:500]}")
         run.write()
@@ -279,6 +294,15 @@ def _train_and_save(trainer: Any, processor: Any, run: CheckpointRun) -> None:
     run.info.update(status="finished", finished=now(), steps=trainer.state.global_step, lora=lora,
                     train_metrics={**result.metrics, "wall_s": round(time.monotonic() - started, 2)})
     run.write()
+
+
+def _say_cpu_step_cost(cfg: TrainConfig, model: Any, say: Callable[[str], None]) -> None:
+    """GPU-sized settings take hours a step on a CPU: say so before the first step, with the CPU preset."""
+    from trainers.step_cost import cpu_step_message, estimate_step, language_layers, measure_cpu_flops
+
+    estimate = estimate_step(cfg, n_params=sum(p.numel() for p in model.parameters()),
+                             n_layers=language_layers(model), flops_per_s=measure_cpu_flops())
+    say(cpu_step_message(cfg, estimate))
 
 
 def _warn_if_lora_untrained(info: dict[str, Any], say: Callable[[str], None]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from core.errors import HarnessError
+from core.errors import HarnessError, Interrupted
 from harness.cli.bench import bench_command
 from harness.cli.eval import eval_command, rescore_command, score_command, show_command, suites_command
 from harness.cli.models import export_command, random_model_command, tiny_model_command
@@ -28,6 +28,9 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Interrupted as exc:  # work stopped by a signal, saved: the shell's 128 + signal number
+            click.echo(f"interrupted: {exc}", err=True)
+            ctx.exit(128 + exc.signum)
         except HarnessError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)

@@ -21,7 +21,7 @@ from harness.cli.options import parse_data_dirs, parse_set
 @click.option("--split", help="Split of the training suites (default: train).")
 @click.option("--dataset", help="Local dataset file or dir (image, question, answer) instead of suites.")
 @click.option("--data-dir", "data_dirs", multiple=True, help="Local data: PATH for all suites, or SUITE=PATH.")
-@click.option("--config", "config", help="Preset name (unsloth-recipe, gspo-paper) or a TOML/JSON file.")
+@click.option("--config", "config", help="Preset name (unsloth-recipe, gspo-paper, cpu-small) or a TOML/JSON file.")
 @click.option("--engine", type=click.Choice(["auto", "unsloth", "trl"]), help="Default auto: unsloth on CUDA.")
 @click.option("--max-steps", type=int, help="Optimizer steps.")
 @click.option("--eval-suite", "eval_suites", multiple=True, help="Suite to evaluate and guard against (repeatable).")
@@ -39,7 +39,9 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
     """Train a LoRA checkpoint with GSPO or GRPO (TRL's GRPOTrainer; Unsloth or plain TRL + PEFT).
 
     Rewards are the suites' own format and correctness rewards. Prints the checkpoint directory, which
-    `harness eval --model DIR` evaluates.
+    `harness eval --model DIR` evaluates. On a CPU it first says what a step will roughly cost (the
+    defaults are sized for a GPU; --config cpu-small is not). SIGTERM or Ctrl-C saves the adapter
+    trained so far and marks the checkpoint interrupted (exit 143 or 130).
 
     Example: harness train --algo gspo --config unsloth-recipe --model Qwen/Qwen2.5-VL-7B-Instruct
     --suite mathvista_testmini --split testmini --held-out 100 --eval-suite mathvista_testmini --max-steps 60

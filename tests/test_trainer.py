@@ -166,13 +166,18 @@ def test_export_merges_to_a_loadable_16bit_model(tmp_path, on_policy_pair):
 
 
 def test_quick_demo_runs_the_whole_story(tmp_path):
-    result = CliRunner().invoke(cli, ["demo", "--quick", "--out", str(tmp_path / "demo")])
+    result = CliRunner().invoke(cli, ["demo", "--quick", "--seed", "3", "--out", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    assert set(summary["suites"]) == {"synth_charts", "synth_arith"}
+    assert set(summary["suites"]) == {"synth_charts", "synth_arith"} and summary["seed"] == 3
     for suite in summary["suites"].values():
         assert len(suite["format_compliance"]) == 2 and 0 <= suite["format_p"] <= 1 and suite["n"] == 16
     info = json.loads((tmp_path / "demo" / "checkpoints" / "gspo" / "checkpoint.json").read_text())
     assert info["status"] == "finished" and [e["step"] for e in info["evals"]] == [2, 4]
+    assert info["extra_rewards"] == ["format_compliance_reward"] and info["config"]["seed"] == 3
+    assert json.loads((tmp_path / "demo" / "models" / "random" / "tiny_model.json").read_text())["seed"] == 3
+    manifest = json.loads((tmp_path / "demo" / "runs" / "gspo" / "manifest.json").read_text())
+    assert manifest["config"]["temperature"] == 0.7 and manifest["config"]["seed"] == 3
     assert (tmp_path / "demo" / "report.html").stat().st_size > 10_000
-    assert "format compliance" in result.output
+    assert "format compliance" in result.output and "seed 3. Measured over seeds" in result.output
+    assert "headline (seed 3): synth_arith format compliance" in result.output

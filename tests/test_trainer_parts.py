@@ -8,7 +8,7 @@ import json
 import pytest
 from PIL import Image
 
-from core.errors import DataError
+from core.errors import ConfigError, DataError
 from core.formats import PROMPT_FORMATS
 from harness.contamination import Fingerprints
 from harness.scoring import judge
@@ -110,3 +110,31 @@ def test_held_out_items_are_the_evaluation_only_on_the_trained_split():
     assert eval_plan(on_test, held).sample_ids == held
     on_train = TrainConfig.from_dict({"suites": ["synth_arith"], "eval_suites": ["synth_arith"]})[0]
     assert eval_plan(on_train, held).sample_ids == {}  # evaluated on its own test split
+
+
+def test_evaluations_during_training_sample_at_eval_temperature_with_the_training_seed():
+    from trainers.data import eval_plan
+
+    cfg = TrainConfig.from_dict({"suites": ["synth_arith"], "eval_suites": ["synth_arith"], "seed": 4})[0]
+    assert eval_plan(cfg, {}).temperature == 0.0  # greedy unless asked
+    sampled = TrainConfig.from_dict({"suites": ["synth_arith"], "eval_suites": ["synth_arith"], "seed": 4,
+                                     "eval_temperature": 0.7})[0]
+    plan = eval_plan(sampled, {})
+    assert (plan.temperature, plan.seed) == (0.7, 4)
+    with pytest.raises(ConfigError, match="eval_temperature must be >= 0"):
+        TrainConfig.from_dict({"eval_temperature": -1})
+
+
+def test_the_compliance_reward_is_the_evaluations_format_check():
+    from core.formats import format_failures
+    from trainers.rewards import make_compliance_reward
+
+    reward = make_compliance_reward("reasoning-solution")
+    texts = ["<REASONING>2 + 3 = 5</REASONING>\n<SOLUTION>5</SOLUTION>",
+             "<REASONING>2 + 3</REASONING>\n<SOLUTION></SOLUTION>",  # full format reward, not compliant
+             "<REASONING>x</REASONING>\n<SOLUTION>5", "<SOLUTION>5</SOLUTION><REASONING>x</REASONING>"]
+    fmt = PROMPT_FORMATS["reasoning-solution"]
+    assert reward(texts) == [1.0, 0.0, 0.0, 0.0] == [float(not format_failures(t, fmt)) for t in texts]
+    assert reward([[{"role": "assistant", "content": texts[0]}]]) == [1.0]
+    with pytest.raises(ValueError, match="no tags"):
+        make_compliance_reward("boxed")

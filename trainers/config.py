@@ -74,6 +74,7 @@ class TrainConfig:
     eval_every: int = _f(0, "evaluate every N steps (0: only at the end)")
     eval_max_new_tokens: int | None = _f(None, "generation limit of evaluations; default max_completion_length")
     eval_batch_size: int = _f(8, "prompts per generate call in evaluations")
+    eval_temperature: float = _f(0.0, "sampling temperature of evaluations (0: greedy), seeded by seed")
     allow_overlap: bool = _f(False, "train even when training items overlap the eval suites (recorded)")
     # optimisation (passed to GRPOConfig on both engines)
     max_steps: int = _f(100, "optimizer steps")
@@ -149,6 +150,8 @@ class TrainConfig:
         for name in ("held_out", "eval_every", "save_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_temperature < 0:
+            raise ConfigError(f"eval_temperature must be >= 0, got {self.eval_temperature}")
         if self.learning_rate <= 0 or self.beta < 0 or self.epsilon <= 0:
             raise ConfigError("learning_rate and epsilon must be > 0 and beta >= 0")
         if set(self.reward_weights) != set(DEFAULT_REWARD_WEIGHTS):

@@ -156,7 +156,8 @@ def eval_plan(cfg: TrainConfig, held_out_ids: dict[str, list[str]]) -> EvalConfi
     return EvalConfig(suites=list(cfg.eval_suites), split=cfg.eval_split, data_dir=dict(cfg.data_dir),
                       image_size=cfg.image_size, prompt_format=cfg.prompt_format, limit=cfg.eval_limit,
                       max_new_tokens=cfg.eval_max_new_tokens or cfg.max_completion_length,
-                      batch_size=cfg.eval_batch_size, seed=cfg.seed, sample_ids=ids)
+                      batch_size=cfg.eval_batch_size, temperature=cfg.eval_temperature, seed=cfg.seed,
+                      sample_ids=ids)
 
 
 def guard(cfg: TrainConfig, data: TrainData) -> dict[str, Any] | None:

@@ -7,6 +7,10 @@ for conversational prompts) and every dataset column as a keyword list; its log 
 the function's name: `rewards/format_reward/mean`, `rewards/correctness_reward/mean`.
 
     format_reward, correctness_reward = make_reward_funcs("reasoning-solution", {"format": 0.3, "correctness": 1.0})
+
+`make_compliance_reward` adds the evaluation's format-compliance check as a reward (1 for a compliant
+completion, else 0), for `train(..., extra_reward_funcs=[...])`: the recipe's format reward pays in
+full for an empty `<SOLUTION></SOLUTION>`, which the compliance check rejects.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from core.formats import PROMPT_FORMATS
+from core.formats import PROMPT_FORMATS, format_failures
 from core.formats import rewards as recipe_rewards
 from harness.scoring import judge
 from suites import SUITES
@@ -78,3 +82,15 @@ def make_reward_funcs(prompt_format: str, weights: dict[str, float]) -> list[Rew
         return [float(r["correctness"]) for r in judged.rewards(completions, suite, target)]
 
     return [format_reward, correctness_reward]
+
+
+def make_compliance_reward(prompt_format: str) -> RewardFunc:
+    """1.0 when the completion passes the evaluation's format check (`format_ok`), else 0.0."""
+    fmt = PROMPT_FORMATS[prompt_format]
+    if fmt.answer_tags is None or fmt.reasoning_tags is None:
+        raise ValueError(f"prompt format {prompt_format!r} has no tags: nothing to comply with")
+
+    def format_compliance_reward(completions: list[Any], **_: Any) -> list[float]:
+        return [0.0 if format_failures(completion_text(c), fmt) else 1.0 for c in completions]
+
+    return format_compliance_reward

@@ -68,11 +68,16 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
 @click.option("--out", default="demo", show_default=True, help="Directory for everything the demo writes.")
 @click.option("--algo", type=click.Choice(["gspo", "grpo"]), default="gspo", show_default=True)
 @click.option("--quick", is_flag=True, help="Fewer steps and items (a smoke run, for tests).")
-def demo_command(out: str, algo: str, quick: bool) -> None:
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the random model, the warm start, the RL run and the drawn test items.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
+def demo_command(out: str, algo: str, quick: bool, seed: int, threads: int) -> None:
     """The whole story offline on a CPU: tiny model, warm start, baseline eval, GSPO, eval again, diff.
 
-    Example: harness demo --out demo
+    Prints its seed and the range that seeds 0-4 gave (docs/measurements.md), then this run's numbers.
+
+    Example: harness demo --out demo --seed 3
     """
     from trainers.demo import run_demo
 
-    run_demo(Path(out), algo=algo, quick=quick, echo=lambda m: click.echo(m, err=True))
+    run_demo(Path(out), algo=algo, quick=quick, seed=seed, threads=threads, echo=lambda m: click.echo(m, err=True))

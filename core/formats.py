@@ -4,9 +4,16 @@ The rewards are the Unsloth vision-GRPO recipe's, so that the evaluation and the
 what "well formatted" and "correct" mean:
 - format reward: +1 for exactly one reasoning block, +1 for exactly one solution block, -2 when
   `addCriterion` plus newlines make up half or more of the characters (a Qwen2.5-VL failure mode);
-- correctness reward: 2.0 when the single solution block (newlines removed) equals the gold answer
-  string, 1.5 when both parse as the same number (this tier is the harness's addition), else 0;
+- correctness reward, in one of two modes (`REWARD_MODES`):
+  - `suite` (the default): the suite scorer's verdict, `Score.correct` (its extraction and numeric
+    tolerance included): 2.0 when correct, else 0, so the model is trained toward exactly the
+    "correct" it is evaluated on;
+  - `recipe`: the notebook's string rule, kept to reproduce it: 2.0 when the single solution block
+    (newlines removed) equals the gold answer string, 1.5 when both parse as the same number (this
+    tier is the harness's addition), else 0;
 - total: 0.3 x format + 1.0 x correctness (weights configurable).
+
+    rewards(response, gold, fmt, mode="suite", correct=score.correct)   # harness.scoring.judge does this
 """
 
 from __future__ import annotations
@@ -159,13 +166,29 @@ def _letters(choices: list[str], gold: str) -> set[str]:
 
 
 DEFAULT_REWARD_WEIGHTS = {"format": 0.3, "correctness": 1.0}
+REWARD_MODES = {
+    "suite": "correctness from the suite scorer's verdict (Score.correct): 2.0 when correct, else 0",
+    "recipe": "the Unsloth recipe's string rule: 2.0 exact match, 1.5 same number, else 0",
+}
+DEFAULT_REWARD_MODE = "suite"
+# A correct verdict earns the recipe's top tier, so the format/correctness weights keep their balance.
+VERDICT_REWARD = 2.0
 
 
 def rewards(response: str, gold: str, fmt: PromptFormat, extracted: str | None = None,
-            weights: dict[str, float] | None = None, choices: list[str] | None = None) -> dict[str, float | None]:
-    """All training rewards of one response; `format` and `total` are None for non-tag formats."""
+            weights: dict[str, float] | None = None, choices: list[str] | None = None, *,
+            mode: str = "recipe", correct: bool | None = None) -> dict[str, float | None]:
+    """All training rewards of one response; `format` and `total` are None for non-tag formats.
+    mode "suite" needs the suite's verdict in `correct`; mode "recipe" ignores it."""
     w = weights or DEFAULT_REWARD_WEIGHTS
-    correctness = correctness_reward(response, gold, fmt, extracted, choices)
+    if mode == "suite":
+        if correct is None:
+            raise ValueError("reward mode 'suite' needs the suite's verdict (correct)")
+        correctness = VERDICT_REWARD if correct else 0.0
+    elif mode == "recipe":
+        correctness = correctness_reward(response, gold, fmt, extracted, choices)
+    else:
+        raise ValueError(f"unknown reward mode {mode!r}; choose one of: {', '.join(REWARD_MODES)}")
     if fmt.answer_tags is None:
         return {"format": None, "correctness": correctness, "total": None}
     fmt_r = format_reward(response, fmt)

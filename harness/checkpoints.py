@@ -5,7 +5,7 @@ knows their names and shapes; the trainer writes, and evaluation, reports and be
 <out>/
   adapter_config.json, adapter_model.safetensors, processor and tokenizer files
   checkpoint.json          CheckpointInfo: base model, algo, engine, full config, GRPOConfig values, reward
-                           weights, data hash and size, held-out ids, steps, git commit,
+                           weights and mode, data hash and size, held-out ids, steps, git commit,
                            effectively_on_policy, overlap, LoRA check, periodic evals
   train_log.jsonl          TrainLogRow per line: TRL's log history, one line per logged step
   train_fingerprints.json  ids and image/text hashes of the training items (harness/contamination.py)
@@ -103,6 +103,9 @@ class CheckpointInfo(TypedDict):
     config_notes: list[str]
     grpo_config: dict[str, Any]  # the values given to GRPOConfig
     reward_weights: dict[str, float]
+    # how correctness was rewarded (core.formats.REWARD_MODES); absent in checkpoints written before
+    # the modes existed, which used the recipe's rule
+    reward_mode: NotRequired[Literal["suite", "recipe"]]
     extra_rewards: list[str]
     train_data: TrainData
     effectively_on_policy: bool

@@ -129,5 +129,7 @@ def checkpoint_entry(model_dir: str | Path | None, items_by_suite: dict[str, lis
     return {"dir": str(Path(info.get("training_dir") or folder).resolve()), "path": str(folder.resolve()),
             "algo": info.get("algo"), "engine": info.get("engine"),
             "base_model": (info.get("base_model") or {}).get("id"), "step": info.get("steps"),
-            "effectively_on_policy": info.get("effectively_on_policy"), "overlap": overlap,
+            "effectively_on_policy": info.get("effectively_on_policy"),
+            "reward_mode": info.get("reward_mode") or "recipe",  # older checkpoints: the recipe's rule
+            "overlap": overlap,
             "fingerprints": fingerprints is not None}

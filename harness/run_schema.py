@@ -24,6 +24,9 @@ class RecordTarget(TypedDict):
 
 
 class RecordRewards(TypedDict):
+    # how correctness was rewarded (core.formats.REWARD_MODES); absent in runs written before the
+    # modes existed, which used the recipe's rule
+    mode: NotRequired[Literal["suite", "recipe"]]
     format: float | None  # None for prompt formats without tags
     correctness: float
     total: float | None
@@ -127,6 +130,7 @@ class CheckpointEntry(TypedDict):
     base_model: str | None
     step: int | None
     effectively_on_policy: bool | None
+    reward_mode: NotRequired[str]  # how training rewarded correctness: suite or recipe
     overlap: dict[str, Any] | None  # {n, suites: {suite: [sample ids]}}
     fingerprints: bool
 

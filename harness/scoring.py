@@ -1,19 +1,20 @@
 """One response in, every judgement out: extraction, official correctness, format, rewards.
 
-Used by the runner as results arrive, by `harness rescore` on stored records, and (later) by the
-trainer's reward functions, so the three can never disagree.
+Used by the runner as results arrive, by `harness rescore` on stored records, and by the trainer's
+reward functions, so the three can never disagree. In the default reward mode (`suite`) the
+correctness reward is the suite's verdict itself; `recipe` keeps the notebook's string rule.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.formats import PromptFormat, answer_region, format_failures, rewards
+from core.formats import DEFAULT_REWARD_MODE, PromptFormat, answer_region, format_failures, rewards
 from suites.base import ScoringInput, Suite, Target
 
 
 def judge(suite: Suite, response: str, fmt: PromptFormat, target: Target,
-          reward_weights: dict[str, float] | None = None) -> dict[str, Any]:
+          reward_weights: dict[str, float] | None = None, reward_mode: str = DEFAULT_REWARD_MODE) -> dict[str, Any]:
     """The scoring fields of a record (see docs/run-directory.md)."""
     region, rule = answer_region(response, fmt)
     score = suite.score(ScoringInput(response=response, region=region, region_rule=rule, target=target))
@@ -25,7 +26,8 @@ def judge(suite: Suite, response: str, fmt: PromptFormat, target: Target,
         "scores": score.variants,
         "format_ok": None if failures is None else not failures,
         "format_failures": failures or [],
-        "rewards": rewards(response, target.gold, fmt, score.extracted, reward_weights, target.choices),
+        "rewards": {"mode": reward_mode, **rewards(response, target.gold, fmt, score.extracted, reward_weights,
+                                                   target.choices, mode=reward_mode, correct=bool(score.correct))},
     }
 
 
@@ -35,5 +37,5 @@ def failed_judgement(fmt: PromptFormat) -> dict[str, Any]:
     return {
         "extracted": None, "extractor": "none", "correct": False, "scores": {},
         "format_ok": False if applicable else None, "format_failures": [],
-        "rewards": {"format": None, "correctness": 0.0, "total": None},
+        "rewards": {"mode": DEFAULT_REWARD_MODE, "format": None, "correctness": 0.0, "total": None},
     }

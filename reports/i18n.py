@@ -189,6 +189,7 @@ _PAIRS: dict[str, tuple[str, str]] = {
                                "{checkpoint_file} 中列出但未找到的评测运行："),
     "col.algo": ("Algorithm", "算法"),
     "col.engine": ("Engine", "训练引擎"),
+    "col.reward_mode": ("Reward mode", "奖励模式"),
     "col.step": ("Step", "步数"),
     "col.train_dir": ("Checkpoint directory", "检查点目录"),
     "train.reward": ("Reward (mean)", "奖励均值"),
@@ -205,15 +206,27 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "plot.accuracy": ("accuracy %", "准确率 %"),
     # reward calculator
     "rewards.title": ("Reward calculator", "奖励计算器"),
-    "rewards.intro": (("Paste a response to see the training rewards it earns: the same rules as the harness and "
-                      "the trainer, computed in the page."),
-                      "粘贴一个回答，查看它获得的训练奖励：规则与评测框架和训练器相同，在页面内计算。"),
+    "rewards.intro": (("Paste a response to see the rewards it earns under the recipe reward mode (the Unsloth "
+                       "notebook's string rule: correctness 2.0 for an exact match, 1.5 for the same number), "
+                       "computed in the page. In the suite mode, the trainer's default, correctness is 2.0 exactly "
+                       "when the suite's scorer marks the response correct; that rule lives only in the scorers, "
+                       "so the page shows each item's stored verdict and rewards in the item explorer instead of "
+                       "recomputing them."),
+                      ("粘贴一个回答，查看它在 recipe 奖励模式（Unsloth 笔记本的字符串规则：完全一致得 2.0，数值相同得 1.5）"
+                       "下获得的奖励，在页面内计算。在训练器默认的 suite 模式下，当测试集评分器判定回答正确时正确性奖励为 "
+                       "2.0；该规则只存在于评分器中，因此页面不重新计算，而是在逐题浏览中显示每道题保存的判定和奖励。")),
+    "rewards.modes": ("Reward modes of these runs and their checkpoints:", "这些运行及其检查点的奖励模式："),
+    "rewards.suite_mode": (("These runs use the suite reward mode: their correctness rewards are the scorers' "
+                            "verdicts shown per item in the item explorer; the calculator's correctness reward "
+                            "applies to the recipe mode only."),
+                           ("这些运行使用 suite 奖励模式：正确性奖励就是逐题浏览中显示的评分器判定；"
+                            "计算器的正确性奖励只适用于 recipe 模式。")),
     "rw.completion": ("Completion", "模型输出"),
     "rw.gold": ("Gold answer", "标准答案"),
     "rw.format": ("Prompt format", "提示格式"),
     "rw.choices": ("Choices, one per line (multi-choice items only)", "选项，每行一个（仅限选择题）"),
     "rw.formatReward": ("Format reward", "格式奖励"),
-    "rw.correctnessReward": ("Correctness reward", "正确性奖励"),
+    "rw.correctnessReward": ("Correctness reward (recipe mode)", "正确性奖励（recipe 模式）"),
     "rw.total": ("Total", "总奖励"),
     "rw.failures": ("Format failures", "格式问题"),
     "rw.extracted": ("Answer compared", "用于比较的答案"),

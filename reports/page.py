@@ -66,9 +66,28 @@ def _header(ctx: ReportContext, title: str | None) -> str:
             f'<nav class="sections">{nav}</nav>')
 
 
-def _rewards_section(lang: str) -> str:
+def reward_modes(ctx: ReportContext) -> list[str]:
+    """The reward modes behind the page's numbers: its records' rewards and its checkpoints' training.
+    A record or checkpoint without one predates the modes and used the recipe's rule."""
+    modes = {(r.get("rewards") or {}).get("mode") or "recipe" for run in ctx.runs for r in run.records
+             if r.get("rewards")}
+    modes |= {run.checkpoint.get("reward_mode") or "recipe" for run in ctx.runs if run.checkpoint}
+    return sorted(modes, key=("suite", "recipe").index)
+
+
+def _rewards_section(ctx: ReportContext) -> str:
+    """The calculator reproduces the recipe mode only: the suite mode's rule is the scorers' own, and the
+    page shows their stored verdicts (item explorer) instead of holding a copy of them."""
+    lang = ctx.lang
+    modes = reward_modes(ctx)
+    banner = ""
+    if "suite" in modes:
+        banner = f'<div class="banner info small" data-note="rewards.suite_mode">{tr("rewards.suite_mode", lang)}</div>'
+    listed = (f'<p class="muted small" data-reward-modes="{esc(" ".join(modes))}">{tr("rewards.modes", lang)} '
+              f'<code>{esc(", ".join(modes))}</code></p>') if modes else ""
     return (f'<section id="rewards" class="card">{tr("rewards.title", lang, tag="h2")}'
-            f'{tr("rewards.intro", lang, tag="p", cls="intro")}<div id="reward-calculator"></div></section>')
+            f'{tr("rewards.intro", lang, tag="p", cls="intro")}{listed}{banner}'
+            f'<div id="reward-calculator"></div></section>')
 
 
 def render_page(ctx: ReportContext, title: str | None, comparability_notes: list[str]) -> str:
@@ -84,7 +103,7 @@ def render_page(ctx: ReportContext, title: str | None, comparability_notes: list
         explorer_section(ctx),
         efficiency_section(ctx),
         training_section(ctx),
-        _rewards_section(lang),
+        _rewards_section(ctx),
     ]
     return "".join([
         "<!DOCTYPE html>\n",

@@ -117,6 +117,7 @@ def _run_entry(records: list[dict[str, Any]], cap: int) -> RunEntry:
     rewards = first.get("rewards") or {}
     if any(rewards.get(k) is not None for k in ("format", "correctness", "total")):
         optional["rw"] = [rewards.get("format"), rewards.get("correctness"), rewards.get("total")]
+        optional["rwm"] = rewards.get("mode") or "recipe"  # records without a mode predate it: the recipe's rule
     entry.update({k: _cut(v, 500) for k, v in optional.items() if v is not None})
     return entry
 

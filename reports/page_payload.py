@@ -21,6 +21,7 @@ class RunEntry(TypedDict):
     fin: NotRequired[str]  # finish reason
     e: NotRequired[str]  # why the sample failed
     rw: NotRequired[list[float | None]]  # rewards: format, correctness, total
+    rwm: NotRequired[str]  # their reward mode, "suite" or "recipe" (with rw)
 
 
 class PageItem(TypedDict):

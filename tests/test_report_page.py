@@ -263,6 +263,28 @@ def test_training_section_curves_evals_and_notes(tmp_path):
     assert 'data-note="training.on_policy"' not in page
 
 
+def test_reward_modes_are_shown_and_the_calculator_says_it_is_the_recipes(tmp_path):
+    # Records and checkpoints written before the reward modes used the recipe's rule: the page says so.
+    runs = _checkpoint_runs(tmp_path, on_policy=False)
+    page = build_report(runs, tmp_path / "r.html").read_text(encoding="utf-8")
+    rewards = page[page.index('<section id="rewards"'):]
+    assert 'data-reward-modes="recipe"' in rewards and 'data-note="rewards.suite_mode"' not in rewards
+    assert {e["rwm"] for item in _data(page)["items"] for e in item["r"] if e and "rw" in e} == {"recipe"}
+    # A checkpoint trained in the suite mode, evaluated into records holding the suite mode's rewards.
+    suite_rewards = {"mode": "suite", "format": 2.0, "correctness": 2.0, "total": 2.6}
+    trained = write_run(tmp_path / "s", "trained", {"synth_arith": _items([T, F], "a", rewards=suite_rewards)},
+                        checkpoint={"dir": str(tmp_path / "ckpt"), "algo": "gspo", "engine": "trl", "step": 4,
+                                    "base_model": "tiny", "reward_mode": "suite"})
+    page = build_report([runs[0], trained], tmp_path / "r2.html").read_text(encoding="utf-8")
+    rewards = page[page.index('<section id="rewards"'):]
+    assert 'data-reward-modes="suite recipe"' in rewards and 'data-note="rewards.suite_mode"' in rewards
+    assert "recipe reward mode" in rewards  # the calculator's own scope, in its introduction
+    training = _tables(page)["training-table"]
+    assert [dict(zip(training[0], r, strict=True))["Reward mode"] for r in training[1:]] == ["suite"]
+    modes = {e["rwm"] for item in _data(page)["items"] for e in item["r"] if e and "rw" in e}
+    assert modes == {"suite", "recipe"}
+
+
 def test_every_page_string_exists_in_both_languages(tmp_path):
     assert set(STRINGS["en"]) == set(STRINGS["zh"])
     page = build_report(_pair(tmp_path), tmp_path / "r.html", lang="zh").read_text(encoding="utf-8")

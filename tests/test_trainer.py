@@ -59,7 +59,7 @@ def test_every_lora_parameter_trains_and_nothing_else(on_policy_pair, algo):
     weights = load_file(on_policy_pair[algo] / "adapter_model.safetensors")
     assert weights and all("language_model" in k for k in weights)  # the vision tower stays frozen
     assert info["grpo_config"]["importance_sampling_level"] == ("sequence" if algo == "gspo" else "token")
-    assert info["effectively_on_policy"] is True
+    assert info["effectively_on_policy"] is True and info["reward_mode"] == "suite"
     rows = log_rows(on_policy_pair[algo])
     assert {"reward", "rewards/format_reward/mean", "rewards/correctness_reward/mean", "grad_norm",
             "clip_ratio/region_mean", "step_time", "completions/mean_length"} <= set(rows[0])
@@ -92,6 +92,7 @@ def test_checkpoint_loads_in_harness_eval(tmp_path, on_policy_pair):
     manifest = RunDir(run).read_manifest()
     entry = manifest["checkpoint"]
     assert entry["algo"] == "gspo" and entry["step"] == 2 and entry["effectively_on_policy"] is True
+    assert entry["reward_mode"] == "suite"
     # The first 4 train items were trained on (limit 16): the manifest records the overlap.
     assert entry["overlap"]["n"] == 4 and len(entry["overlap"]["suites"]["synth_charts"]) == 4
     assert manifest["model"]["base_model"]
@@ -175,6 +176,7 @@ def test_quick_demo_runs_the_whole_story(tmp_path):
     info = json.loads((tmp_path / "demo" / "checkpoints" / "gspo" / "checkpoint.json").read_text())
     assert info["status"] == "finished" and [e["step"] for e in info["evals"]] == [2, 4]
     assert info["extra_rewards"] == ["format_compliance_reward"] and info["config"]["seed"] == 3
+    assert info["reward_mode"] == "recipe"  # the mode the demo was measured with
     assert json.loads((tmp_path / "demo" / "models" / "random" / "tiny_model.json").read_text())["seed"] == 3
     manifest = json.loads((tmp_path / "demo" / "runs" / "gspo" / "manifest.json").read_text())
     assert manifest["config"]["temperature"] == 0.7 and manifest["config"]["seed"] == 3

@@ -41,7 +41,8 @@ def test_rewards_equal_the_evaluation_records_for_both_completion_forms():
         want = [(judge(suite, r, fmt, item_target := _target(item))["rewards"]["format"],
                  judge(suite, r, fmt, item_target)["rewards"]["correctness"]) for r in responses]
         assert got == want
-    assert got[0] == (2.0, 2.0) and got[2][1] == 1.5 and got[3][0] < 0
+    # suite mode (the default): "580.0" is the scorer's correct, so the full 2.0 (the recipe gave 1.5)
+    assert got[0] == (2.0, 2.0) and got[2][1] == 2.0 and got[3][0] < 0
 
 
 def _target(item):
@@ -68,7 +69,8 @@ def test_local_parquet_dataset_with_images_and_a_bad_row(tmp_path):
     items = load_local_dataset(tmp_path / "train.parquet")
     assert [i.sample_id for i in items] == ["a", "b", "c"]
     assert items[0].image_bytes and items[1].image_bytes == _png("blue") and "lacks question" in items[2].error
-    cfg = TrainConfig.from_dict({"dataset": str(tmp_path / "train.parquet"), "suites": []})[0]
+    cfg = TrainConfig.from_dict({"dataset": str(tmp_path / "train.parquet"), "suites": [],
+                                 "dataset_grader": "mathvista_testmini"})[0]
     data = load_training_data(cfg)
     assert len(data.items) == 2 and data.source[-1]["n_skipped"] == 1
     dataset = to_trl_dataset(data.items, cfg)

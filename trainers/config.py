@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from core.formats import DEFAULT_REWARD_WEIGHTS, PROMPT_FORMATS
+from core.formats import DEFAULT_REWARD_MODE, DEFAULT_REWARD_WEIGHTS, PROMPT_FORMATS, REWARD_MODES
 from harness import config as harness_config
 from harness.config_types import check_field_types
+from suites import SUITES
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 ALGOS = ("gspo", "grpo")
@@ -66,6 +67,11 @@ class TrainConfig:
     prompt_format: str = _f("reasoning-solution", "prompt format (must have tags: the format reward)")
     reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS),
                                                metadata={"help": "format and correctness weights"})
+    reward_mode: str = _f(DEFAULT_REWARD_MODE, "correctness reward: suite (the suite scorer's verdict, 2.0 when "
+                                               "correct) or recipe (the Unsloth notebook's string rule: 2.0 exact, "
+                                               "1.5 same number)")
+    dataset_grader: str | None = _f(None, "the suite whose scorer grades a local dataset's items (needed by the "
+                                          "suite reward mode), e.g. gsm8k for numeric answers")
     # evaluation and contamination guard
     eval_suites: list[str] = field(default_factory=list, metadata={
         "help": "suites evaluated every eval_every steps and at the end; training items overlapping them are refused"})
@@ -123,6 +129,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         for name, value, allowed in (("algo", self.algo, ALGOS), ("engine", self.engine, ENGINES),
+                                     ("reward_mode", self.reward_mode, tuple(REWARD_MODES)),
                                      ("loss_type", self.loss_type, LOSS_TYPES),
                                      ("scale_rewards", self.scale_rewards, ("group", "batch", "none")),
                                      ("dtype", self.dtype, ("auto", "bfloat16", "float16", "float32"))):
@@ -161,7 +168,16 @@ class TrainConfig:
             raise ConfigError(f"image_size must be two positive integers W,H, got {list(self.image_size)}")
         if not self.suites and not self.dataset:
             raise ConfigError("no training data: name suites or a local dataset")
+        self._check_grader()
         self._check_trl_args()
+
+    def _check_grader(self) -> None:
+        if self.dataset_grader is not None and self.dataset_grader not in SUITES:
+            raise ConfigError(f"dataset_grader {self.dataset_grader!r} is not a suite; choose one of: "
+                              f"{', '.join(SUITES)}")
+        if self.dataset and self.reward_mode == "suite" and self.dataset_grader is None:
+            raise ConfigError("a local dataset has no scorer of its own: name the suite whose scorer grades it "
+                              "(dataset_grader, e.g. gsm8k for numeric answers) or use reward_mode recipe")
 
     def _check_trl_args(self) -> None:
         ours = {f.name for f in fields(TrainConfig)}

@@ -187,8 +187,9 @@ def to_trl_dataset(items: list[Item], cfg: TrainConfig):
     for item in items:
         suite_text = prompt_text(item, get_suite(item.suite), fmt) if _is_suite(item.suite) else \
             f"{_plain_question(item)}\n\n{fmt.instruction}"
+        grader = item.suite if _is_suite(item.suite) else (cfg.dataset_grader or "")
         row = {"prompt": messages(suite_text, item.image_bytes is not None), "suite": item.suite,
-               "sample_id": item.sample_id, "gold": item.gold, "target": _target_json(item)}
+               "grader": grader, "sample_id": item.sample_id, "gold": item.gold, "target": _target_json(item)}
         if item.image_bytes is not None:
             row["image"] = decode(item.image_bytes, cfg.image_size)
         rows.append(row)
@@ -198,7 +199,7 @@ def to_trl_dataset(items: list[Item], cfg: TrainConfig):
                         f"train image and text-only suites in separate runs")
     features = {"prompt": List({"role": Value("string"),
                                 "content": List({"type": Value("string"), "text": Value("string")})}),
-                "suite": Value("string"), "sample_id": Value("string"), "gold": Value("string"),
+                "suite": Value("string"), "grader": Value("string"), "sample_id": Value("string"), "gold": Value("string"),
                 "target": Value("string")}
     if with_images:
         features["image"] = Image()

@@ -126,7 +126,9 @@ def _train_rl(out: Path, warm: Path, algo: str, seed: int, settings: dict[str, A
     from trainers.train import train
 
     cfg, notes = TrainConfig.from_sources("gspo-paper", {
-        "algo": algo, "engine": "trl", "model": str(warm), "suites": [TRAIN_SUITE], "seed": seed,
+        # The recipe reward mode: the one the demo was measured with over seeds (MEASURED), before the
+        # suite scorer's verdict became the default correctness reward.
+        "algo": algo, "engine": "trl", "model": str(warm), "suites": [TRAIN_SUITE], "seed": seed, "reward_mode": "recipe",
         "max_steps": settings["train_steps"], "learning_rate": settings["train_lr"], "lora_r": 16, "lora_alpha": 32,
         "per_device_train_batch_size": 16, "num_generations": 8, "steps_per_generation": 2,
         "max_completion_length": settings["completion_tokens"], "temperature": settings["temperature"],

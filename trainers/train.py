@@ -190,7 +190,7 @@ def _checkpoint_info(cfg: TrainConfig, engine: str, device: str, model_path: str
         "base_model": {"id": model_path, "revision": cfg.revision},
         "config": cfg.to_dict(), "config_notes": notes,
         "grpo_config": {k: v for k, v in kwargs.items() if k != "output_dir"},
-        "reward_weights": dict(cfg.reward_weights),
+        "reward_weights": dict(cfg.reward_weights), "reward_mode": cfg.reward_mode,
         "extra_rewards": [getattr(f, "__name__", repr(f)) for f in extra_reward_funcs],
         "train_data": {"sources": data.source, "n_items": len(data.items), "sha256": data.sha256(),
                        "held_out": {"n": cfg.held_out, "seed": cfg.held_out_seed, "ids": data.held_out_ids}},
@@ -258,7 +258,8 @@ def _trainer(cfg: TrainConfig, model: Any, processor: Any, peft_config: Any, arg
     from trainers.rewards import make_reward_funcs
 
     trainer = GRPOTrainer(model=model, processing_class=processor,
-                          reward_funcs=[*make_reward_funcs(cfg.prompt_format, cfg.reward_weights), *extra_reward_funcs],
+                          reward_funcs=[*make_reward_funcs(cfg.prompt_format, cfg.reward_weights, cfg.reward_mode),
+                                        *extra_reward_funcs],
                           args=args, train_dataset=dataset, peft_config=peft_config, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # TRL would print every log dict; the training log has them
     return trainer

@@ -23,6 +23,8 @@ from harness.cli.options import parse_data_dirs, parse_set
 @click.option("--data-dir", "data_dirs", multiple=True, help="Local data: PATH for all suites, or SUITE=PATH.")
 @click.option("--config", "config", help="Preset name (unsloth-recipe, gspo-paper, cpu-small) or a TOML/JSON file.")
 @click.option("--engine", type=click.Choice(["auto", "unsloth", "trl"]), help="Default auto: unsloth on CUDA.")
+@click.option("--reward-mode", type=click.Choice(["suite", "recipe"]),
+              help="Correctness reward: suite (default: the suite scorer's verdict) or recipe (the notebook's string rule).")
 @click.option("--max-steps", type=int, help="Optimizer steps.")
 @click.option("--eval-suite", "eval_suites", multiple=True, help="Suite to evaluate and guard against (repeatable).")
 @click.option("--eval-every", type=int, help="Evaluate every N steps (and always at the end).")
@@ -38,7 +40,8 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
                   sets: tuple[str, ...], config: str | None, force: bool, **flags: Any) -> None:
     """Train a LoRA checkpoint with GSPO or GRPO (TRL's GRPOTrainer; Unsloth or plain TRL + PEFT).
 
-    Rewards are the suites' own format and correctness rewards. Prints the checkpoint directory, which
+    Rewards are the suites' own: the recipe's format reward, and correctness as the suite's scorer judges
+    it (--reward-mode recipe: the Unsloth notebook's string rule instead). Prints the checkpoint directory, which
     `harness eval --model DIR` evaluates. On a CPU it first says what a step will roughly cost (the
     defaults are sized for a GPU; --config cpu-small is not). SIGTERM or Ctrl-C saves the adapter
     trained so far and marks the checkpoint interrupted (exit 143 or 130).

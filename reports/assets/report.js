@@ -203,6 +203,10 @@
         rewards.appendChild(i18nSpan(key, "muted"));
         rewards.appendChild(document.createTextNode(" " + fmt(entry.rw[i])));
       });
+      if (entry.rwm) {  // the stored verdict's reward mode: "suite" (the scorer's verdict) or "recipe"
+        rewards.appendChild(document.createTextNode(" "));
+        rewards.appendChild(el("span", "muted", "(" + entry.rwm + ")"));
+      }
       col.appendChild(labelled("item.rewards", rewards));
     }
     if (entry.fin === "length") col.appendChild(el("div", "line")).appendChild(i18nSpan("item.length", "cut-note"));

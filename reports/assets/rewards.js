@@ -1,5 +1,7 @@
 /* Reward calculator: the training rewards of core/formats.py (format failures, format reward,
  * correctness reward, total) and the number parsing of core/answers.py, recomputed in the browser.
+ * Only the `recipe` reward mode: in the `suite` mode (the trainer's default) correctness is the suite
+ * scorer's verdict, a rule that lives in the scorers alone; the page shows stored verdicts for it.
  *
  * tests/test_reward_calculator.py runs this file in headless Chromium on every case of
  * tests/fixtures/reward_cases.json and requires the results to equal Python's, so a change to the
@@ -329,7 +331,7 @@
     format: "Prompt format",
     choices: "Choices, one per line (multi-choice items only)",
     formatReward: "Format reward",
-    correctnessReward: "Correctness reward",
+    correctnessReward: "Correctness reward (recipe mode)",
     total: "Total",
     failures: "Format failures",
     extracted: "Answer compared",

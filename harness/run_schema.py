@@ -32,6 +32,22 @@ class RecordRewards(TypedDict):
     total: float | None
 
 
+class ExternalVerdict(TypedDict):
+    metric: str | None  # the other tool's per-sample metric, e.g. lmms-eval's "exact_match"
+    value: float | None
+    correct: bool | None  # None when the value is not a 0/1 verdict
+    extracted: str | None
+
+
+class ExternalVerdicts(TypedDict):
+    """The verdicts of the tool an imported run came from (harness/lmms_eval_import.py)."""
+
+    source: str  # "lmms-eval"
+    task: str
+    doc_id: int
+    scores: dict[str, ExternalVerdict]  # "lmms_eval", or "lmms_eval:<filter>" per filter
+
+
 class Record(TypedDict):
     suite: str
     sample_id: str
@@ -59,11 +75,12 @@ class Record(TypedDict):
     error: str | None
     target: RecordTarget
     meta: dict[str, Any]
+    external: NotRequired[ExternalVerdicts]  # an imported run: the other tool's verdict on this response
 
 
 def record_keys() -> tuple[str, ...]:
-    """Every key of a record, in file order."""
-    return tuple(Record.__annotations__)
+    """Every key every record carries, in file order (`external` only imported records carry)."""
+    return tuple(k for k in Record.__annotations__ if k in Record.__required_keys__)
 
 
 # --- the manifest -----------------------------------------------------------------------------------
@@ -100,7 +117,7 @@ class ModelInfo(TypedDict):
 
 
 class Generation(TypedDict):
-    max_new_tokens: int
+    max_new_tokens: int | None  # None: an imported run whose log does not say
     temperature: float
     top_p: float
     top_k: int
@@ -166,6 +183,33 @@ class Measurements(TypedDict):
     sessions: list[Session]
 
 
+class ImportedTask(TypedDict):
+    suite: str
+    split: str
+    samples_file: str
+    samples_sha256: str
+    n_docs: int
+    filters: list[str]
+    version: Any  # the task's version in the results file
+    results: dict[str, Any] | None  # the tool's aggregate numbers for the task, as its results file has them
+    generation_kwargs: dict[str, Any] | None
+
+
+class ImportedFrom(TypedDict):
+    """The manifest's `imported`: the run was read from another tool's logs (`harness import`)."""
+
+    tool: str  # "lmms-eval"
+    version: str | None  # as its results file gives it (lmms_eval_version)
+    git_hash: str | None
+    date: str
+    model: str | None  # the tool's model type, e.g. "qwen2_5_vl"
+    model_args: Any
+    gen_kwargs: Any
+    limit: Any
+    results_file: str | None
+    tasks: dict[str, ImportedTask]
+
+
 class Manifest(TypedDict):
     schema_version: int
     run_id: str
@@ -186,6 +230,7 @@ class Manifest(TypedDict):
     packages: dict[str, str | None]
     hardware: Hardware
     measurements: Measurements
+    imported: NotRequired[ImportedFrom]
 
 
 # --- the metrics ------------------------------------------------------------------------------------

@@ -182,6 +182,11 @@ def score_record(record: dict[str, Any], suite: Suite, fmt: PromptFormat) -> dic
         record.update(failed_judgement(fmt))
     else:
         record.update(judge(suite, record["response"], fmt, target_of(record)))
+    # An imported run keeps the other tool's verdicts beside the harness's (its `external` holds them).
+    for name, verdict in ((record.get("external") or {}).get("scores") or {}).items():
+        if verdict.get("correct") is not None:
+            record["scores"] = {**record["scores"],
+                                name: {"extracted": verdict.get("extracted"), "correct": verdict["correct"]}}
     return record
 
 

@@ -74,7 +74,19 @@ def _label(manifest: dict[str, Any], path: Path) -> str:
         return f"{base} {algo}" + (f" step {step}" if step is not None else "")
     if model.get("adapter"):
         return f"{short}+{Path(str(model['adapter']).rstrip('/')).name}"
+    if manifest.get("imported"):
+        return f"{short} ({manifest['imported'].get('tool')})"
     return str(manifest.get("run_id") or path.name)
+
+
+def origin(run: Run, suite: str) -> str:
+    """Whose prompts a suite's responses answer: "harness prompt format X", or the tool and task an imported
+    run came from ("lmms-eval task mathvista_testmini_cot")."""
+    imported = run.manifest.get("imported")
+    if not imported:
+        return f"harness prompt format {run.manifest.get('prompt_format')}"
+    tasks = [name for name, task in (imported.get("tasks") or {}).items() if task.get("suite") == suite]
+    return f"{imported.get('tool')} task {', '.join(tasks) or 'unknown'}"
 
 
 def _checkpoint_dir(ckpt: dict[str, Any], run_path: Path) -> Path | None:
@@ -161,7 +173,8 @@ def _generation_differences(base: dict[str, Any], other: dict[str, Any]) -> list
 def differences(runs: list[Run], suites: list[str] | None = None) -> list[tuple[str, str]]:
     """(kind, message) per difference vs runs[0]; kind is one of state (a run that is not finished:
     running, unfinished, duplicated or error), suite_missing, content, split, variant, prompt_format,
-    generation, overlap. suites: the suites to check (default: every suite of any run)."""
+    origin (responses to another tool's prompts: an imported run), generation, overlap. suites: the suites
+    to check (default: every suite of any run)."""
     if not runs:
         return []
     base = runs[0]
@@ -188,6 +201,12 @@ def differences(runs: list[Run], suites: list[str] | None = None) -> list[tuple[
         fmt_a, fmt_b = base.manifest.get("prompt_format"), run.manifest.get("prompt_format")
         if fmt_a != fmt_b:
             out.append(("prompt_format", f"prompt format {fmt_a!r} in {base.label}, {fmt_b!r} in {run.label}"))
+        for suite in wanted:
+            imported = base.manifest.get("imported") or run.manifest.get("imported")
+            if imported and origin(base, suite) != origin(run, suite):
+                message = (f"{suite}: prompts differ: {origin(base, suite)} in {base.label}, {origin(run, suite)} "
+                           f"in {run.label}")
+                out.append(("origin", message))
         gen = _generation_differences(base.manifest.get("generation") or {}, run.manifest.get("generation") or {})
         if gen:
             out.append(("generation", f"generation differs between {base.label} and {run.label}: {', '.join(gen)}"))

@@ -93,8 +93,12 @@ def eval_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], image_size
         given["image_size"] = _parse_image_size(image_size)
     settings: dict[str, Any] = EvalConfig.from_file(config_file) if config_file else {}
     if resume and given.get("out") and RunDir(given["out"]).exists():
+        stored = RunDir(given["out"]).read_manifest()
+        if stored.get("imported"):
+            raise ConfigError(f"{given['out']} was imported from {stored['imported'].get('tool')}'s logs; it has "
+                              "nothing to resume")
         # A resumed run keeps its own settings; flags given again must agree with them (checked later).
-        settings = {**RunDir(given["out"]).read_manifest()["config"], **settings}
+        settings = {**stored["config"], **settings}
     cfg = EvalConfig.from_dict({**settings, **given}, source=config_file or "flags")
     path = run_eval(cfg, resume=resume, progress=default_mode(quiet), echo=lambda m: click.echo(m, err=True))
     click.echo(str(path))

@@ -1,64 +1,131 @@
 """`harness eval --backend vllm` against a bare `LLM.generate`, on one engine, each pass from cold caches.
 
-    python docs/benchmarks/eval_vs_bare.py MODEL OUT_DIR [N_PROMPTS]
+    python docs/benchmarks/eval_vs_bare.py MODEL OUT_DIR [N_PROMPTS [ROUNDS]]
 
-Loads one vLLM engine, warms it up on 16 prompts of synth_charts' test split, then, each time after
-emptying the engine's prefix and image caches: (1) a whole `run_eval` (prompts built, records written
-and scored as `harness eval` does) over the first N_PROMPTS (default 1,024) items of synth_charts'
-train split at 448x448 with 256 forced output tokens; (2) one bare `LLM.generate` over the same
-prompts (chat template and decoded images prepared before the clock starts, as a user of vLLM would).
-Prints and writes OUT_DIR/eval_vs_bare.json: each one's output tokens/s and the ratio.
+Loads one vLLM engine and warms it up with a whole bare pass over N_PROMPTS (default 1,024) prompts of
+synth_charts' test split, so that every batch shape the measured passes meet has been seen. Then
+ROUNDS (default 3) rounds over the first N_PROMPTS items of the train split (448x448, 256 forced output
+tokens), each pass after emptying the engine's prefix and image caches, in an order that alternates
+from round to round (ABC, CBA, ...) so that a drift over the session does not favour one path:
+- eval: a whole `run_eval` (images decoded and thumbnails written by worker processes, prompts built,
+  records scored and written, as `harness eval` does); its throughput is its generation window's;
+- eval-threads: the same with the images decoded by four threads of this process instead (the harness
+  before the worker processes), to show what the processes buy;
+- bare: one `LLM.generate` over the same prompts, whose chat template and decoded images are prepared
+  before its clock starts, as a user of vLLM would.
+For every pass it also records how long the engine was being fed (first to last `add_request`).
+Prints and writes OUT_DIR/eval_vs_bare.json: every pass, and per path the mean, min and max of output
+tokens/s; the ratio eval / bare of the means and its range over the rounds.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import harness.run_session as run_session
 from harness.backends import GenerationParams
 from harness.backends.vllm_backend import VllmBackend
 from harness.bench import BenchConfig, bench_prompts
 from harness.config import EvalConfig
+from harness.image_workers import ImageWorkers
 from harness.runner import run_eval
 from harness.runstore import RunDir
 
 SHAPE = {"suite": "synth_charts", "image_size": (448, 448), "max_new_tokens": 256, "ignore_eos": True}
 
 
-def main(model: str, out: str, n: int) -> None:
+class FeedClock:
+    """Wraps the engine's add_request: when the first and the last request of a pass were handed over."""
+
+    def __init__(self, engine):
+        self.engine, self.add = engine, engine.add_request
+        self.first = self.last = None
+        engine.add_request = self
+
+    def __call__(self, *args, **kwargs):
+        now = time.perf_counter()
+        self.first = self.first or now
+        out = self.add(*args, **kwargs)
+        self.last = time.perf_counter()
+        return out
+
+    def take(self) -> float:
+        span, self.first, self.last = (self.last - self.first) if self.first else 0.0, None, None
+        return round(span, 3)
+
+
+def thread_workers() -> ImageWorkers:
+    return ImageWorkers(ThreadPoolExecutor(4, thread_name_prefix="images"), "threads", 4, 0.0)
+
+
+def eval_pass(backend: VllmBackend, model: str, out: Path, n: int, threads: bool) -> dict:
+    cfg = EvalConfig(model=model, backend="vllm", suites=["synth_charts"], split="train", limit=n,
+                     image_size=(448, 448), max_new_tokens=256, ignore_eos=True, dtype="bfloat16", out=str(out))
+    real_start = run_session.ImageWorkers.start
+    if threads:
+        run_session.ImageWorkers.start = staticmethod(lambda n_workers=None: thread_workers())
+    try:
+        started = time.perf_counter()
+        run_eval(cfg, backend=backend, progress="off")
+        wall = time.perf_counter() - started
+    finally:
+        run_session.ImageWorkers.start = real_start
+    run = RunDir(out)
+    throughput, session = run.read_metrics()["throughput"], run.read_manifest()["measurements"]["sessions"][-1]
+    return {"output_tokens_per_s": throughput["output_tokens_per_s"], "generation_s": throughput["wall_s"],
+            "run_eval_s": round(wall, 3), "prepare_s": session.get("prepare_s"),
+            "image_workers": session.get("image_workers")}
+
+
+def bare_pass(backend: VllmBackend, prompts, params: GenerationParams) -> dict:
+    completions = backend.generate_bare(prompts, params)
+    seconds = completions[0].latency_s
+    return {"output_tokens_per_s": sum(c.n_output_tokens for c in completions) / seconds, "generation_s": seconds}
+
+
+def spread(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def main(model: str, out: str, n: int, rounds: int) -> None:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     backend = VllmBackend(model, dtype="bfloat16", gpu_memory_utilization=0.85)
     params = GenerationParams(max_new_tokens=256, ignore_eos=True)
-    warm, _ = bench_prompts(BenchConfig(model=model, backends=["vllm"], limit=16, split="test", **SHAPE))
-    backend.generate(warm, params)
-
-    backend.reset_caches()
-    cfg = EvalConfig(model=model, backend="vllm", suites=["synth_charts"], split="train", limit=n,
-                     image_size=(448, 448), max_new_tokens=256, ignore_eos=True, dtype="bfloat16",
-                     out=str(out_dir / "run"))
-    started = time.perf_counter()
-    run = run_eval(cfg, backend=backend, progress="off")
-    eval_wall = time.perf_counter() - started
-    metrics = RunDir(run).read_metrics()
-
-    backend.reset_caches()
+    warm, _ = bench_prompts(BenchConfig(model=model, backends=["vllm"], limit=n, split="test", **SHAPE))
+    warm_s = bare_pass(backend, warm, params)["generation_s"]
     prompts, _ = bench_prompts(BenchConfig(model=model, backends=["vllm"], limit=n, split="train", **SHAPE))
-    completions = backend.generate_bare(prompts, params)
-    bare_s = completions[0].latency_s
-    bare_tps = sum(c.n_output_tokens for c in completions) / bare_s
-    harness_tps = metrics["throughput"]["output_tokens_per_s"]
-    result = {"n_prompts": n, "eval_output_tokens_per_s": harness_tps, "eval_generation_s": metrics["throughput"]["wall_s"],
-              "eval_command_s": eval_wall, "bare_output_tokens_per_s": bare_tps, "bare_s": bare_s,
-              "eval_over_bare": harness_tps / bare_tps, "load_time_s": backend.load_time_s}
-    print(json.dumps(result, indent=2))
+    feed = FeedClock(backend.llm.llm_engine)
+    paths = ["eval", "eval-threads", "bare"]
+    passes = []
+    for r in range(rounds):
+        for path in paths if r % 2 == 0 else list(reversed(paths)):
+            backend.reset_caches()
+            if path == "bare":
+                result = bare_pass(backend, prompts, params)
+            else:
+                result = eval_pass(backend, model, out_dir / f"run-{path}-{r}", n, threads=path == "eval-threads")
+            passes.append({"round": r, "path": path, **result, "feed_s": feed.take()})
+            print(json.dumps(passes[-1]), flush=True)
+    tps = {p: [x["output_tokens_per_s"] for x in passes if x["path"] == p] for p in paths}
+    per_round = [e / b for e, b in zip(tps["eval"], tps["bare"], strict=True)]
+    result = {"n_prompts": n, "rounds": rounds, "load_time_s": backend.load_time_s, "warmup_s": warm_s,
+              "passes": passes, "output_tokens_per_s": {p: spread(v) for p, v in tps.items()},
+              "eval_over_bare": statistics.fmean(tps["eval"]) / statistics.fmean(tps["bare"]),
+              "eval_over_bare_per_round": spread(per_round),
+              "eval_threads_over_bare": statistics.fmean(tps["eval-threads"]) / statistics.fmean(tps["bare"])}
+    print(json.dumps({k: v for k, v in result.items() if k != "passes"}, indent=2))
     (out_dir / "eval_vs_bare.json").write_text(json.dumps(result, indent=2) + "\n")
     backend.close()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4):
+    if len(sys.argv) not in (3, 4, 5):
         sys.exit(__doc__.strip().splitlines()[2].strip())
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) == 4 else 1024)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1024,
+         int(sys.argv[4]) if len(sys.argv) > 4 else 3)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU measurements of docs/benchmarks/h200.md, one phase per call:
-#   bash docs/benchmarks/h200.sh model|eval|mathvista|sweep|sweep-dp RESULTS_DIR
+#   bash docs/benchmarks/h200.sh model|eval|evalbare|mathvista|sweep|sweep-dp RESULTS_DIR
 # MODEL (default /tmp/m7b) is a random-weight model of Qwen2.5-VL-7B's published sizes; MV_ANNOT is the
 # MathVista repository's data/testmini.json. Single-GPU phases run on GPU 0 only.
 set -uo pipefail
@@ -25,6 +25,10 @@ eval)  # acceptance 1: harness eval (vllm) vs bare LLM.generate on the same 1,02
   keep_bench bare-1024
   timed $H eval --backend transformers --batch-size 32 --dtype bfloat16 --model "$M" $SYNTH --limit 128 --out "$R/tf-128" --quiet
   keep_run tf-128 ;;
+evalbare)  # acceptance 1, repeated: eval, eval with decoding threads, and bare, 3 rounds on one warm engine
+  export CUDA_VISIBLE_DEVICES=0
+  timed python3 docs/benchmarks/eval_vs_bare.py "$M" /tmp/evalbare 1024 "${ROUNDS:-3}"
+  cp /tmp/evalbare/eval_vs_bare.json "$res/" ;;
 mathvista)  # acceptance 2: 1,000 MathVista-shaped items, 512 forced output tokens, the whole command timed
   export CUDA_VISIBLE_DEVICES=0
   python3 docs/benchmarks/mathvista_shaped.py "$MV_ANNOT" /tmp/mvshaped >/dev/null

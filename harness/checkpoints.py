@@ -137,6 +137,12 @@ TrainLogRow = TypedDict("TrainLogRow", {
     "completions/mean_length": float,
     "completions/clipped_ratio": float,
     "clip_ratio/region_mean": float,
+    # the `trl` engine's importance ratios (trainers/ratios.py): GSPO's per-sequence, GRPO's per-token
+    "importance_ratio/sequence_mean": float,
+    "importance_ratio/sequence_min": float,
+    "importance_ratio/sequence_max": float,
+    "importance_ratio/token_min": float,
+    "importance_ratio/token_max": float,
     "kl": float,  # logged when beta > 0
     "entropy": float,
     "grad_norm": float,

@@ -198,6 +198,7 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "train.completion_length": ("Completion length (tokens)", "生成长度（token）"),
     "train.clipped_ratio": ("Completions cut at the length limit (share)", "达到长度上限的生成占比"),
     "train.clip_ratio": ("Clip ratio (region mean)", "裁剪比例（区域均值）"),
+    "train.sequence_ratio_max": ("Largest sequence importance ratio (1: on-policy)", "最大序列重要性比率（1：同策略）"),
     "train.kl": ("KL divergence", "KL 散度"),
     "train.entropy": ("Entropy", "熵"),
     "train.step_time": ("Step time (s)", "单步耗时（秒）"),

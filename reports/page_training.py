@@ -21,6 +21,7 @@ CURVES = (
     ("completions/mean_length", "train.completion_length"),
     ("completions/clipped_ratio", "train.clipped_ratio"),
     ("clip_ratio/region_mean", "train.clip_ratio"),
+    ("importance_ratio/sequence_max", "train.sequence_ratio_max"),
     ("kl", "train.kl"),
     ("entropy", "train.entropy"),
     ("step_time", "train.step_time"),

@@ -21,7 +21,7 @@ from harness.runner import run_eval
 from harness.runstore import RunDir
 from tests.fixtures.typed_shape import shape_problems
 from trainers.config import TrainConfig
-from trainers.train import train
+from trainers.train import grpo_kwargs, train
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +31,11 @@ def length_reward(completions, **_):
 
 
 def tiny_cfg(tmp_path, name, model, **over):
+    """Sizes for the tiny model; the algorithm's settings (loss type, ratio level, reuse of a generation
+    batch, clipping) are the defaults unless `over` sets them."""
     settings = {"model": str(model), "engine": "trl", "suites": ["synth_charts"], "limit": 16, "max_steps": 2,
                 "per_device_train_batch_size": 4, "num_generations": 4, "max_completion_length": 8,
-                "learning_rate": 0.05, "loss_type": "grpo", "out": str(tmp_path / name), **over}
+                "learning_rate": 0.05, "out": str(tmp_path / name), **over}
     return TrainConfig.from_dict(settings)[0]
 
 
@@ -44,8 +46,8 @@ def log_rows(ckpt):
 @pytest.fixture(scope="module")
 def on_policy_pair(tmp_path_factory, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("onpolicy")
-    return {algo: train(tiny_cfg(tmp, algo, tiny_model_dir, algo=algo), extra_reward_funcs=[length_reward],
-                        echo=lambda _: None) for algo in ("gspo", "grpo")}
+    return {algo: train(tiny_cfg(tmp, algo, tiny_model_dir, algo=algo, steps_per_generation=1),
+                        extra_reward_funcs=[length_reward], echo=lambda _: None) for algo in ("gspo", "grpo")}
 
 
 @pytest.mark.parametrize("algo", ["gspo", "grpo"])
@@ -83,6 +85,52 @@ def test_off_policy_gspo_clips_differently(tmp_path, tiny_model_dir):
         clip[algo] = [r["clip_ratio/region_mean"] for r in log_rows(ckpt) if "clip_ratio/region_mean" in r]
     assert any(g > 0 for g in clip["grpo"])  # off-policy steps do clip
     assert clip["gspo"] != clip["grpo"]
+
+
+def test_default_gspo_is_the_papers_objective_and_its_ratios_move_after_the_first_update(tmp_path, tiny_model_dir):
+    said = []
+    ckpt = train(tiny_cfg(tmp_path, "default", tiny_model_dir, max_steps=4), extra_reward_funcs=[length_reward],
+                 echo=said.append)
+    info = read_checkpoint(ckpt)
+    given = info["grpo_config"]
+    assert (given["importance_sampling_level"], given["loss_type"]) == ("sequence", "grpo")  # per-sequence mean
+    assert (given["steps_per_generation"], given["gradient_accumulation_steps"], given["num_iterations"]) == (4, 1, 1)
+    assert info["effectively_on_policy"] is False and not any("on-policy" in line for line in said)
+    rows = [r for r in log_rows(ckpt) if "importance_ratio/sequence_mean" in r]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    # Step 1 is the generation batch's first update: the policy that sampled it, a ratio of exactly 1.
+    first = rows[0]
+    assert first["importance_ratio/sequence_min"] == first["importance_ratio/sequence_max"] == 1.0
+    # Steps 2-4 train on the same batch after 1-3 updates: off-policy, the ratios differ from 1.
+    for row in rows[1:]:
+        assert row["importance_ratio/sequence_min"] < 1.0 or row["importance_ratio/sequence_max"] > 1.0, row
+        assert row["importance_ratio/token_min"] < row["importance_ratio/token_max"], row
+        assert row["grad_norm"] > 0
+    # --algo grpo is the same run but for the ratio's level: the GRPOConfig values differ in that one field.
+    cfg_gspo = tiny_cfg(tmp_path, "a", tiny_model_dir)
+    cfg_grpo = tiny_cfg(tmp_path, "a", tiny_model_dir, algo="grpo")
+    gspo_args = grpo_kwargs(cfg_gspo, "trl", "cpu", tmp_path, [5])[0]
+    grpo_args = grpo_kwargs(cfg_grpo, "trl", "cpu", tmp_path, [5])[0]
+    assert {k for k in gspo_args if gspo_args[k] != grpo_args[k]} == {"importance_sampling_level"}
+    assert (gspo_args["importance_sampling_level"], grpo_args["importance_sampling_level"]) == ("sequence", "token")
+    assert {k for k, v in cfg_gspo.to_dict().items() if v != cfg_grpo.to_dict()[k]} == {"algo"}
+    # ... and these are the values the run above recorded as given to GRPOConfig
+    recorded = grpo_kwargs(tiny_cfg(tmp_path, "default", tiny_model_dir, max_steps=4), "trl", "cpu", ckpt, [5], 1)[0]
+    assert {k: v for k, v in recorded.items() if k not in ("output_dir", "generation_kwargs")} == {
+        k: v for k, v in given.items() if k != "generation_kwargs"}
+
+
+def test_a_gspo_preset_that_is_on_policy_or_token_weighted_says_so_in_one_line(tmp_path, tiny_model_dir):
+    said = []
+    ckpt = train(tiny_cfg(tmp_path, "recipe", tiny_model_dir, max_steps=1, gradient_accumulation_steps=2,
+                          steps_per_generation=2, loss_type="dr_grpo"), extra_reward_funcs=[length_reward],
+                 echo=said.append)
+    warnings = [line for line in said if line.startswith(("warning: GSPO", "note: GSPO"))]
+    assert len(warnings) == 2 and all("\n" not in line for line in warnings)
+    assert "computes GRPO's gradient" in warnings[0] and "weighted by its length" in warnings[1]
+    assert read_checkpoint(ckpt)["effectively_on_policy"] is True
+    row = next(r for r in log_rows(ckpt) if "importance_ratio/sequence_mean" in r)
+    assert row["importance_ratio/sequence_min"] == row["importance_ratio/sequence_max"] == 1.0
 
 
 def test_checkpoint_loads_in_harness_eval(tmp_path, on_policy_pair):

@@ -3,9 +3,13 @@
 Every hyperparameter that Unsloth silently changes in TRL's defaults (learning rate, beta,
 scale_rewards, optimizer, batch sizes, weight decay, warm-up, logging) is a field here with an explicit
 value, and both engines pass all of them to GRPOConfig: the `unsloth` and `trl` paths train the same
-thing. Defaults are TRL 1.15's own, except logging every step.
+thing. Defaults are TRL 1.15's own, except logging every step and two that make `--algo gspo` the GSPO
+paper's objective: per-sequence loss aggregation (loss_type "grpo", not TRL's token-weighted "dapo")
+and four optimizer steps per generation batch (steps_per_generation 4 x gradient accumulation), so
+that updates after the first of each batch are off-policy and the importance ratio is not 1. Both
+algorithms get the same defaults: `--algo grpo` differs in importance_sampling_level alone.
 
-    cfg = TrainConfig.from_sources(preset="gspo-paper", overrides={"max_steps": 50})
+    cfg = TrainConfig.from_sources(preset=None, overrides={"max_steps": 50})
     cfg.effectively_on_policy()   # False: steps_per_generation 4 > gradient accumulation 1
 """
 
@@ -33,6 +37,9 @@ REMOVED_FIELDS = {
                          "prompt would cut its image tokens: set image_size to shrink images instead",
     "warmup_ratio": None,  # transformers 5 removed it; warmup_steps below 1 is read as a ratio
 }
+# Optimizer steps per generation batch, unless steps_per_generation says otherwise: TRL's GSPO recipe
+# (its paper index and examples/scripts/gspo_vlm.py), so that GSPO's sequence-level ratio is not 1.
+DEFAULT_GENERATION_REUSE = 4
 # Set by the trainer itself (the algorithm, the engine, where it writes): not accepted in trl_args.
 RESERVED_TRL_ARGS = {"importance_sampling_level", "output_dir", "use_cpu", "bf16", "fp16", "report_to",
                      "save_strategy", "generation_kwargs", "remove_unused_columns", "reward_weights"}
@@ -93,11 +100,13 @@ class TrainConfig:
     per_device_train_batch_size: int = _f(8, "completions per device per micro-step")
     gradient_accumulation_steps: int = _f(1, "micro-steps per optimizer step")
     num_generations: int = _f(8, "completions per prompt (the group)")
-    steps_per_generation: int | None = _f(None, "optimizer micro-steps per generation batch; default: "
-                                                "gradient_accumulation_steps")
+    steps_per_generation: int | None = _f(None, "optimizer micro-steps per generation batch; default: 4 x "
+                                                "gradient_accumulation_steps (off-policy updates: the ratio "
+                                                "matters; TRL's default would be gradient_accumulation_steps)")
     num_iterations: int = _f(1, "updates per generation batch")
     max_completion_length: int = _f(512, "completion length limit")
-    loss_type: str = _f("dapo", "grpo, dr_grpo, dapo, bnpo, ...")
+    loss_type: str = _f("grpo", "grpo (per-sequence mean, the GSPO and GRPO papers' aggregation), dr_grpo, dapo "
+                                "(TRL's default), bnpo, ...")
     beta: float = _f(0.0, "KL coefficient; 0 = no reference model (Unsloth sets 0.001 for grpo)")
     epsilon: float = _f(0.2, "lower clip range")
     epsilon_high: float | None = _f(None, "upper clip range; default epsilon")
@@ -148,11 +157,11 @@ class TrainConfig:
             raise ConfigError(f"num_generations must be at least 2 (a group), got {self.num_generations}")
         if self.steps_per_generation is not None and self.steps_per_generation < 1:
             raise ConfigError(f"steps_per_generation must be at least 1, got {self.steps_per_generation}")
-        batch = self.per_device_train_batch_size * (self.steps_per_generation or self.gradient_accumulation_steps)
+        batch = self.per_device_train_batch_size * self.effective_steps_per_generation()
         if batch % self.num_generations:
             raise ConfigError(
                 f"the generation batch (per_device_train_batch_size {self.per_device_train_batch_size} x "
-                f"steps_per_generation {self.steps_per_generation or self.gradient_accumulation_steps} = {batch}) "
+                f"steps_per_generation {self.effective_steps_per_generation()} = {batch}) "
                 f"must be divisible by num_generations {self.num_generations}")
         for name in ("held_out", "eval_every", "save_steps"):
             if getattr(self, name) < 0:
@@ -200,7 +209,7 @@ class TrainConfig:
 
     # --- derived ----------------------------------------------------------------------------------
     def effective_steps_per_generation(self) -> int:
-        return self.steps_per_generation or self.gradient_accumulation_steps
+        return self.steps_per_generation or DEFAULT_GENERATION_REUSE * self.gradient_accumulation_steps
 
     def effectively_on_policy(self) -> bool:
         """Every update uses the policy that generated its batch: the importance ratio is exactly 1, so

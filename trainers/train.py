@@ -44,8 +44,10 @@ from trainers.engines import (
 
 ON_POLICY_WARNING = ("GSPO with every update on-policy (num_iterations 1, steps_per_generation {spg} <= "
                      "gradient_accumulation_steps {ga}): the importance ratio is exactly 1, so GSPO computes "
-                     "GRPO's gradient. Raise steps_per_generation or num_iterations (e.g. --config gspo-paper) "
+                     "GRPO's gradient. Raise steps_per_generation (default: 4 x accumulation) or num_iterations "
                      "for GSPO to differ. Recorded as effectively_on_policy: true.")
+TOKEN_WEIGHTED_WARNING = ("GSPO with loss_type {loss}: each sequence's loss is weighted by its length, not the "
+                          "paper's per-sequence mean (loss_type grpo, the default)")
 
 
 def now() -> str:
@@ -137,6 +139,10 @@ def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_fu
         run.start()
         trainer = _trainer(cfg, model, processor, peft_config, args, dataset, extra_reward_funcs,
                            [*run.callbacks(cfg), stop])
+        if engine == "trl":  # Unsloth replaces the loss: its ratios are not reachable from here
+            from trainers.ratios import log_importance_ratios
+
+            log_importance_ratios(trainer)
         say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
         _train_and_save(trainer, processor, run)
     if stop.signum is not None:  # it came while the finished checkpoint was being saved
@@ -165,6 +171,8 @@ def _guarded_data(cfg: TrainConfig, say: Callable[[str], None]) -> tuple[TrainDa
     if cfg.algo == "gspo" and cfg.effectively_on_policy():
         say("warning: " + ON_POLICY_WARNING.format(spg=cfg.effective_steps_per_generation(),
                                                   ga=cfg.gradient_accumulation_steps))
+    if cfg.algo == "gspo" and cfg.loss_type in ("dr_grpo", "dapo", "bnpo", "cispo"):
+        say("note: " + TOKEN_WEIGHTED_WARNING.format(loss=cfg.loss_type))
     if overlap:
         say(f"warning: training on {overlap['n']} items that overlap the evaluation suites (--allow-overlap); "
             f"recorded in {CHECKPOINT_FILE} and shown by every report of those suites")

@@ -17,6 +17,11 @@ QUANTIZATIONS = ("none", "fp8", "bitsandbytes")
 # Engine options of the vllm backend and their defaults; another backend refuses other values.
 VLLM_DEFAULTS: dict[str, Any] = {"max_concurrency": None, "max_model_len": None, "tensor_parallel_size": 1,
                                  "data_parallel_size": 1, "gpu_memory_utilization": 0.9, "merge_lora": False}
+# Options of talking to a server (the openai backend, the LLM judge) and their defaults.
+SERVER_DEFAULTS: dict[str, Any] = {"base_url": None, "api_key_env": "OPENAI_API_KEY", "request_timeout_s": 600.0,
+                                   "max_retries": 6, "retry_backoff_s": 1.0}
+JUDGE_DEFAULTS: dict[str, Any] = {"judge_base_url": None, "judge_api_key_env": "OPENAI_API_KEY",
+                                  "judge_all": False, "judge_max_concurrency": 32, "judge_cache": None}
 
 
 @dataclass
@@ -60,6 +65,30 @@ class EvalConfig:
     data_parallel_size: int = field(default=1, metadata={"help": "vllm: model copies, each on its own GPUs"})
     merge_lora: bool = field(default=False, metadata={"help": "vllm: merge a LoRA adapter into its base first "
                                                        "(needed when it holds vision-tower LoRA)"})
+    base_url: str | None = field(default=None, metadata={"help": "openai: the server's base URL, e.g. "
+                                                          "http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL, "
+                                                          "else OpenAI's)"})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={
+        "help": "openai: the environment variable holding the API key (never written to the run)"})
+    request_timeout_s: float = field(default=600.0, metadata={"help": "openai and judge: seconds one attempt "
+                                                              "of a request may take"})
+    max_retries: int = field(default=6, metadata={"help": "openai and judge: attempts after the first on 429, "
+                                                  "5xx, timeouts and dropped connections"})
+    retry_backoff_s: float = field(default=1.0, metadata={"help": "openai and judge: first wait before a retry, "
+                                                          "doubled each time (with jitter) unless the server "
+                                                          "sends Retry-After"})
+    judge: str | None = field(default=None, metadata={"help": "LLM answer judge: a model name (served at "
+                                                      "judge_base_url) or a server URL (its one model)"})
+    judge_base_url: str | None = field(default=None, metadata={"help": "judge: the server of a judge given "
+                                                               "by name (default: base_url, $OPENAI_BASE_URL, "
+                                                               "else OpenAI's)"})
+    judge_api_key_env: str = field(default="OPENAI_API_KEY", metadata={
+        "help": "judge: the environment variable holding the judge server's API key"})
+    judge_all: bool = field(default=False, metadata={"help": "judge every answered record, not only those "
+                                                     "the rules extract no answer from"})
+    judge_max_concurrency: int = field(default=32, metadata={"help": "judge: requests in flight at most"})
+    judge_cache: str | None = field(default=None, metadata={"help": "judge: the folder of the judge cache "
+                                                            "(default: <harness cache>/judge)"})
     seed: int = field(default=0, metadata={"help": "generation and procedural-suite seed"})
     out: str | None = field(default=None, metadata={"help": "run directory; default runs/<run id>"})
 
@@ -97,7 +126,8 @@ class EvalConfig:
             raise ConfigError(f"load_in_4bit is bitsandbytes quantization; it contradicts quantization "
                               f"{self.quantization!r}")
         if self.backend != "vllm":
-            engine_only = {k: v for k, v in (("max_concurrency", self.max_concurrency),
+            engine_only = {k: v for k, v in (("max_concurrency", None if self.backend == "openai"
+                                              else self.max_concurrency),
                                              ("max_model_len", self.max_model_len),
                                              ("tensor_parallel_size", self.tensor_parallel_size),
                                              ("data_parallel_size", self.data_parallel_size),
@@ -110,8 +140,40 @@ class EvalConfig:
             if self.quantization == "fp8":
                 raise ConfigError("fp8 quantization needs the vllm backend; the transformers backend offers "
                                   "bitsandbytes (4-bit)")
+        self._validate_server_options()
         if self.image_size is not None and min(self.image_size) < 1:
             raise ConfigError(f"image_size must be two positive integers W,H, got {list(self.image_size)}")
+
+    def _validate_server_options(self) -> None:
+        if self.request_timeout_s <= 0 or self.retry_backoff_s < 0:
+            raise ConfigError(f"request_timeout_s must be above 0 and retry_backoff_s at least 0, got "
+                              f"{self.request_timeout_s} and {self.retry_backoff_s}")
+        if self.max_retries < 0 or self.judge_max_concurrency < 1:
+            raise ConfigError(f"max_retries must be at least 0 and judge_max_concurrency at least 1, got "
+                              f"{self.max_retries} and {self.judge_max_concurrency}")
+        if self.backend == "openai":
+            if not self.model:
+                raise ConfigError("the openai backend needs --model: the model name the server serves "
+                                  "(GET /v1/models lists them)")
+            local = [k for k, v in (("revision", self.revision), ("adapter", self.adapter),
+                                    ("load_in_4bit", self.load_in_4bit), ("dtype", self.dtype != "auto"),
+                                    ("quantization", self.quantization != "none")) if v]
+            if local:
+                raise ConfigError(f"{', '.join(local)} do not apply to the openai backend: the server loads "
+                                  f"the model (give them to the server)")
+        else:
+            used = [k for k in ("base_url", "api_key_env") if getattr(self, k) != SERVER_DEFAULTS[k]]
+            if used:
+                raise ConfigError(f"{', '.join(used)} apply to the openai backend only (backend is "
+                                  f"{self.backend}; a judge has judge_base_url and judge_api_key_env)")
+            used = [k for k in ("request_timeout_s", "max_retries", "retry_backoff_s")
+                    if getattr(self, k) != SERVER_DEFAULTS[k]]
+            if used and self.judge is None:
+                raise ConfigError(f"{', '.join(used)} apply to the openai backend or a judge only")
+        if self.judge is None:
+            used = [k for k, default in JUDGE_DEFAULTS.items() if getattr(self, k) != default]
+            if used:
+                raise ConfigError(f"{', '.join(used)} need a judge (--judge MODEL_OR_URL)")
 
     def generation(self) -> GenerationParams:
         return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
@@ -127,6 +189,10 @@ class EvalConfig:
     def backend_options(self) -> dict[str, Any]:
         """The keyword options of load_backend(self.backend, self.model, ...) for this config."""
         options: dict[str, Any] = {"revision": self.revision, "adapter": self.adapter, "dtype": self.dtype}
+        if self.backend == "openai":
+            return {"base_url": self.base_url, "api_key_env": self.api_key_env, "timeout_s": self.request_timeout_s,
+                    "max_retries": self.max_retries, "retry_backoff_s": self.retry_backoff_s,
+                    "max_concurrency": self.max_concurrency}
         if self.backend == "vllm":
             options.update(quantization=self.weight_quantization(),
                            gpu_memory_utilization=self.gpu_memory_utilization,

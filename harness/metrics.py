@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.judge_metrics import judge_metrics
 from harness.run_schema import METRICS_SCHEMA_VERSION, Metrics
 from harness.runstore import first_of_each_key
 
@@ -98,7 +99,7 @@ def suite_metrics(records: list[dict[str, Any]], breakdowns: tuple[str, ...] = (
                 groups[str(label)].append(mean)
         by[fld] = {k: {"accuracy": float(np.mean(v)), "n": len(v)} for k, v in sorted(groups.items())}
 
-    return {
+    out = {
         "n": len(item_means),
         "n_records": len(records),
         "attempts_per_item": attempts,
@@ -113,6 +114,10 @@ def suite_metrics(records: list[dict[str, Any]], breakdowns: tuple[str, ...] = (
         "variants": variants,
         "by": by,
     }
+    judged = judge_metrics(records)
+    if judged is not None:  # a judge pass looked at some record: its figures beside the rules'
+        out["llm_judge"] = judged
+    return out
 
 
 def _group(records, key):

@@ -37,6 +37,8 @@ def metrics_table(manifest: dict[str, Any], metrics: dict[str, Any], console: Co
                       "-" if m["mean_output_tokens"] is None else f"{m['mean_output_tokens']:.0f}",
                       str(m.get("errors", 0)), variants or "-")
     console.print(table)
+    for line in judge_lines(manifest, metrics):
+        console.print(line)
     failures = {n: m["format_failures"] for n, m in metrics["suites"].items() if m["format_failures"]}
     for name, counts in failures.items():
         console.print(f"format failures {name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -52,3 +54,20 @@ def metrics_table(manifest: dict[str, Any], metrics: dict[str, Any], console: Co
         console.print(f"memory: peak allocated {num(mem['peak_allocated_mib'], '.0f')} MiB, reserved "
                       f"{num(mem['peak_reserved_mib'], '.0f')} MiB, NVML peak used "
                       f"{num(mem['nvml_peak_used_mib'], '.0f')} MiB")
+
+
+def judge_lines(manifest: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """One line per suite an LLM judge looked at: its accuracy beside the rules', agreement and cost."""
+    model = (manifest.get("llm_judge") or {}).get("model", "?")
+    out = []
+    for name, m in metrics["suites"].items():
+        j = m.get("llm_judge")
+        if not j:
+            continue
+        agreement = "-" if j["agreement"] is None else f"{100 * j['agreement']:.1f}%"
+        out.append(f"judge {model} on {name}: accuracy {_pct(j['accuracy'])} (rules {_pct(m['accuracy'])}); "
+                   f"{j['judged']} judged, {j['verdicts']} verdicts, agreement with the rules {agreement} "
+                   f"(rules right / judge wrong {j['rule_right_judge_wrong']}, rules wrong / judge right "
+                   f"{j['rule_wrong_judge_right']}); {j['calls']} calls ({j['calls_from_cache']} from the cache "
+                   f"in the latest pass), {j['prompt_tokens']} prompt + {j['completion_tokens']} completion tokens")
+    return out

@@ -90,11 +90,15 @@ def _rmdir_if_empty(folder: Path) -> None:
 
 
 def repair(run: RunDir, manifest: dict[str, Any], echo: Callable[[str], None] | None = None) -> dict[str, int]:
-    """Cut a torn last line and drop repeated records; noted in the manifest's `repairs` when any."""
-    done = {"torn_bytes": run.repair_tail(), "duplicates_dropped": run.drop_duplicates()}
+    """Cut a torn last line, drop repeated records, and drop the records of failed requests (to be sent
+    again); noted in the manifest's `repairs` when any."""
+    done = {"torn_bytes": run.repair_tail(), "duplicates_dropped": run.drop_duplicates(),
+            "failed_requests_resent": run.drop_failed_requests()}
     if done["duplicates_dropped"] and echo:
         echo(f"repaired {run.path}: dropped {done['duplicates_dropped']} repeated record(s), kept the first of "
              "each (suite, sample_id, attempt)")
+    if done["failed_requests_resent"] and echo:
+        echo(f"{run.path}: sending the {done['failed_requests_resent']} request(s) that failed again")
     if any(done.values()):
         manifest.setdefault("repairs", []).append({"time": now(), **done})
     return done
@@ -119,7 +123,7 @@ def incomplete_message(path: Path, state: dict[str, Any]) -> str:
     return f"{path}: {', '.join(parts)}"
 
 
-def failure_summary(records: list[dict[str, Any]], state: dict[str, Any]) -> str | None:
+def failure_summary(records: list[dict[str, Any]], state: dict[str, Any], path: Path | None = None) -> str | None:
     """A one-line summary when more than MAX_FAILED_SHARE of some suite's items failed, else None."""
     bad = [name for name, s in state["suites"].items()
            if s["items_expected"] and s["errored"] > MAX_FAILED_SHARE * s["items_expected"]]
@@ -128,8 +132,10 @@ def failure_summary(records: list[dict[str, Any]], state: dict[str, Any]) -> str
     counts = ", ".join(f"{state['suites'][n]['errored']} of {state['suites'][n]['items_expected']} items of {n}"
                        for n in bad)
     first = next(r for r in records if r["suite"] in bad and r.get("error") is not None)
+    resend = (f"; harness eval --out {path or 'RUN'} --resume sends the failed requests again"
+              if any(r.get("request_failed") for r in records) else "")
     return (f"{counts} failed and were scored wrong; first: {first['suite']} {first['sample_id']}: "
-            f"{first['error']} (every record's error field says why)")
+            f"{first['error']} (every record's error field says why){resend}")
 
 
 def finalize(run: RunDir, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +150,7 @@ def finalize(run: RunDir, manifest: dict[str, Any]) -> dict[str, Any]:
                               "have; it was edited or mixed with another run")
         raise RunDirError(incomplete_message(run.path, state) + "; resume the run to finish it")
     run.write_metrics(metrics)
-    failed = failure_summary(records, state)
+    failed = failure_summary(records, state, run.path)
     manifest["status"] = "error" if failed else "finished"
     manifest["finished"] = now()
     manifest["error"] = {"type": "ItemsFailedError", "message": failed, "traceback": None} if failed else None

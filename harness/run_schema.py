@@ -46,6 +46,27 @@ class ExternalVerdicts(TypedDict):
     task: str
     doc_id: int
     scores: dict[str, ExternalVerdict]  # "lmms_eval", or "lmms_eval:<filter>" per filter
+class JudgeCall(TypedDict):
+    """One call to the LLM judge behind a verdict (harness/llm_judge.py)."""
+
+    step: Literal["extract", "judge"]  # extract the answer; judge it against the gold (two-step method)
+    prompt_sha256: str  # with the judge model, the key of the judge cache
+    text: str | None  # the judge's raw reply
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_s: float | None  # of the call that produced the reply (a cached reply took none now)
+    cached: bool  # answered from the judge cache in the latest judge pass
+    error: str | None
+
+
+class LlmJudgeVerdict(TypedDict):
+    model: str  # the judge model
+    method: Literal["mathvista_extraction", "extract_then_judge"]
+    reason: Literal["no_answer", "all"]  # judged because the rules extracted nothing, or --judge-all
+    extracted: str | None  # the answer the judge read from the response (None: it found none)
+    correct: bool | None  # the judge's verdict; None when a call failed
+    calls: list[JudgeCall]
+    error: str | None
 
 
 class Record(TypedDict):
@@ -73,6 +94,8 @@ class Record(TypedDict):
     request_latency_s: float | None  # submission to finish (streaming backends)
     batch: str | None  # "<session>-<batch>", or "<session>-stream"
     error: str | None
+    request_failed: bool  # the backend gave up on the request (a server refusing it): resume resends it
+    llm_judge: LlmJudgeVerdict | None  # the LLM judge's verdict beside the rules' (`correct`), when judged
     target: RecordTarget
     meta: dict[str, Any]
     external: NotRequired[ExternalVerdicts]  # an imported run: the other tool's verdict on this response
@@ -94,6 +117,7 @@ class Repair(TypedDict):
     time: str
     torn_bytes: int
     duplicates_dropped: int
+    failed_requests_resent: NotRequired[int]  # records of failed requests removed to be sent again
 
 
 class ModelInfo(TypedDict):
@@ -114,6 +138,14 @@ class ModelInfo(TypedDict):
     lora: NotRequired[dict[str, Any] | None]  # {mode: lora|merged, rank, applied modules, ...}
     vllm_version: NotRequired[str]
     engine_options: NotRequired[dict[str, Any]]
+    # the openai backend's own facts
+    served_model: NotRequired[str | None]  # the model name in the server's replies (else its listing)
+    server: NotRequired[dict[str, Any]]  # {base_url, models, owned_by, max_model_len}
+    api_key_env: NotRequired[str]  # the variable the key was read from (the key itself is never written)
+    api_key_sent: NotRequired[bool]
+    request_params: NotRequired[dict[str, Any] | None]  # the request's fields besides the messages
+    client: NotRequired[dict[str, Any]]  # {timeout_s, max_retries, retry_backoff_s, max_concurrency}
+    requests: NotRequired[dict[str, Any]]  # {requests, retries, retry_causes, failed, prompt_tokens, ...}
 
 
 class Generation(TypedDict):
@@ -209,6 +241,22 @@ class ImportedFrom(TypedDict):
     limit: Any
     results_file: str | None
     tasks: dict[str, ImportedTask]
+class JudgeInfo(TypedDict):
+    """The manifest's `llm_judge`: the latest judge pass over the run's records."""
+
+    model: str
+    served_model: str | None  # the model name in the judge server's replies
+    base_url: str
+    api_key_env: str  # the variable the key was read from (the key itself is never written)
+    judge_all: bool
+    methods: dict[str, str]  # suite -> method
+    prompt_version: str
+    request_params: dict[str, Any]  # temperature, max_tokens
+    cache: str  # the judge cache file
+    requests: dict[str, Any]  # this pass's counters: requests, retries, failed, tokens
+    calls_from_cache: int
+    time: str
+    wall_s: float
 
 
 class Manifest(TypedDict):
@@ -232,12 +280,29 @@ class Manifest(TypedDict):
     hardware: Hardware
     measurements: Measurements
     imported: NotRequired[ImportedFrom]
+    llm_judge: NotRequired[JudgeInfo]
 
 
 # --- the metrics ------------------------------------------------------------------------------------
 class CategoryAccuracy(TypedDict):
     accuracy: float
     n: int
+
+
+class JudgeMetrics(TypedDict):
+    """A suite's `llm_judge` (harness/judge_metrics.py): the judge beside the rules."""
+
+    judged: int  # records the judge looked at
+    verdicts: int  # of those, the ones it gave a verdict on (its calls did not fail)
+    accuracy: float | None  # the judge's verdict where it gave one, the rules' elsewhere (avg@n)
+    agreement: float | None  # share of verdicts equal to the rules' `correct`
+    rule_right_judge_wrong: int
+    rule_wrong_judge_right: int
+    calls: int
+    calls_from_cache: int  # in the latest judge pass
+    prompt_tokens: int  # over the calls behind the verdicts (cached ones counted once, when they were paid)
+    completion_tokens: int
+    latency_s: float  # summed over those calls
 
 
 class SuiteMetrics(TypedDict):
@@ -254,6 +319,7 @@ class SuiteMetrics(TypedDict):
     rewards_mean: dict[str, float | None]
     variants: dict[str, CategoryAccuracy]
     by: dict[str, dict[str, CategoryAccuracy]]
+    llm_judge: NotRequired[JudgeMetrics]  # present when a judge pass looked at some record
 
 
 class SuiteCompleteness(TypedDict):

@@ -203,6 +203,9 @@ def _prepare(item: Item, suite: Suite, ctx: SessionContext,
 
 def _record(rec: dict[str, Any], c: Completion, session_index: int) -> dict[str, Any]:
     batch = f"{session_index}-{c.batch_index}" if c.batch_index is not None else f"{session_index}-stream"
+    if c.error is not None:  # the backend gave up on the request (a server refusing it): resume resends it
+        return {**rec, "attempt": c.attempt, "error": c.error, "request_failed": True, "batch": batch,
+                "latency_s": c.latency_s, "request_latency_s": c.request_latency_s}
     return {**rec, "attempt": c.attempt, "response": c.text, "n_prompt_tokens": c.n_prompt_tokens,
             "n_output_tokens": c.n_output_tokens, "finish_reason": c.finish_reason, "latency_s": c.latency_s,
             "ttft_s": c.ttft_s, "request_latency_s": c.request_latency_s, "batch": batch}

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, DataError, RunDirError, StorageError, storage_error
+from core.errors import ConfigError, DataError, HarnessError, RunDirError, StorageError, storage_error
 from core.formats import PROMPT_FORMATS, PromptFormat
 from harness import metrics as metrics_mod
 from harness import provenance
@@ -27,6 +27,7 @@ from harness.backends import Backend, load_backend
 from harness.config import EvalConfig, field_defaults
 from harness.contamination import checkpoint_entry
 from harness.dirlock import DirLock
+from harness.llm_judge import JudgeSettings, check_judge, judge_records
 from harness.progress import Progress, ProgressMode
 from harness.run_lifecycle import (
     MAX_FAILED_SHARE,
@@ -167,6 +168,7 @@ def base_record(item: Item) -> dict[str, Any]:
         "choices": item.choices, "gold": item.gold, "image": None, "prompt_sha256": None,
         "response": None, "n_prompt_tokens": None, "n_output_tokens": None, "finish_reason": None,
         "latency_s": None, "ttft_s": None, "request_latency_s": None, "batch": None, "error": item.error,
+        "request_failed": False, "llm_judge": None,
         "target": {k: target[k] for k in ("answer_type", "unit", "precision")}, "meta": item.meta,
     }
 
@@ -222,12 +224,19 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
     todo = [(plan, item, [a for a in range(params.n) if (item.suite, item.sample_id, a) not in done])
             for plan in plans for item in plan.items]
     todo = [t for t in todo if t[2]]
+    judge = JudgeSettings.from_config(cfg)
     if not todo:  # a resume with nothing left to generate adds no session
-        if manifest["status"] == "finished" and run.metrics_path.is_file() and not any(repaired.values()):
+        unjudged = judge is not None and "llm_judge" not in manifest
+        if (manifest["status"] == "finished" and run.metrics_path.is_file() and not any(repaired.values())
+                and not unjudged):
             echo(f"{run.path}: the run is already finished; nothing to do")
             return run.path
+        if judge is not None:
+            judge_run(run, manifest, judge, echo)
         finalize(run, manifest)
         return run.path
+    if judge is not None:
+        check_judge(judge)  # an unreachable judge or one not served fails before any model loads
     loaded_here = backend is None
     if backend is None:
         backend = load_backend(cfg.backend, cfg.model, **cfg.backend_options())
@@ -254,6 +263,7 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
             session_started = time.perf_counter()
             session.update(generate_session(todo, ctx, item_done))
             session["wall_s"] = round(time.perf_counter() - session_started, 3)
+            manifest["model"].update(backend.describe())  # what a server reported while answering
             mem = dict(backend.memory())
             mem["nvml_peak_used_mib"] = sampler.peak_used_mib
             if sampler.peak_used_mib is None and getattr(sampler, "note", None):
@@ -269,9 +279,18 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
     session["finished"] = now()
     try:
         put_in_suite_order(run, plans)
+        if judge is not None:  # a judge that fails here leaves a run whose resume judges it again
+            judge_run(run, manifest, judge, echo)
+    except HarnessError as exc:
+        raise _record_failure(run, manifest, session, exc) from exc
+    try:
         finalize(run, manifest)
     except StorageError as exc:  # metrics or manifest not written (disk full): say so in the manifest
         raise _record_failure(run, manifest, session, exc) from exc
+    failed = sum(1 for r in run.iter_records() if r.get("request_failed"))
+    if failed:
+        echo(f"warning: {failed} request(s) failed after retries and are recorded with their error; "
+             f"harness eval --out {run.path} --resume sends them again")
     return run.path
 
 
@@ -292,8 +311,19 @@ def _record_failure(run: RunDir, manifest: dict[str, Any], session: dict[str, An
     return exc
 
 
-def rescore(path: str | Path, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+def judge_run(run: RunDir, manifest: dict[str, Any], judge: JudgeSettings, echo: Callable[[str], None]) -> None:
+    """A judge pass over the run's records (rewritten with their `llm_judge` verdicts); the pass is
+    described in the manifest's `llm_judge`."""
+    records = run.read_records()
+    manifest["llm_judge"] = judge_records(records, judge, echo)
+    run.rewrite_records(records)
+    run.write_manifest(manifest)
+
+
+def rescore(path: str | Path, echo: Callable[[str], None] | None = None,
+            judge: JudgeSettings | None = None) -> dict[str, Any]:
     """Re-extract and re-score every record from its response with today's scorers; rewrite metrics.
+    With `judge`, an LLM judge pass follows (harness/llm_judge.py); without, earlier verdicts are kept.
 
     The run is locked meanwhile. An unfinished or duplicated run is rescored too, but its metrics say
     `complete: false` and echo says why; nothing is repaired here (resume does that)."""
@@ -306,6 +336,9 @@ def rescore(path: str | Path, echo: Callable[[str], None] | None = None) -> dict
         suites = {name: get_suite(name) for name in {r["suite"] for r in records}}
         for r in records:
             score_record(r, suites[r["suite"]], fmt)
+        if judge is not None:
+            manifest["llm_judge"] = judge_records(records, judge, echo)
+            run.write_manifest(manifest)
         run.rewrite_records(records)
         metrics = metrics_mod.compute_metrics(records, manifest, suite_specs(manifest))
         metrics["rescored"] = now()

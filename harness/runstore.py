@@ -168,6 +168,15 @@ class RunDir:
             self.rewrite_records(kept)
         return len(records) - len(kept)
 
+    def drop_failed_requests(self) -> int:
+        """Remove the records of requests the backend gave up on (`request_failed`), so that a resume
+        sends them again; returns how many were removed."""
+        records = self.read_records()
+        kept = [r for r in records if not r.get("request_failed")]
+        if len(kept) != len(records):
+            self.rewrite_records(kept)
+        return len(records) - len(kept)
+
     # --- metrics --------------------------------------------------------------------------------
     def has_records(self) -> bool:
         return self.records_path.is_file()

@@ -8,6 +8,7 @@ import pytest
 
 from harness.checkpoints import CheckpointInfo, TrainLogRow
 from harness.config import field_help
+from harness.judge_cache import JudgeCacheEntry
 from harness.run_schema import Manifest, Metrics, Record
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -49,6 +50,7 @@ def documented_words(section: str) -> set[str]:
     (Metrics, "run-directory.md", "metrics.json"),
     (CheckpointInfo, "training.md", "checkpoint.json"),
     (TrainLogRow, "training.md", "Periodic evaluation and logs"),
+    (JudgeCacheEntry, "judge.md", "The judge cache"),
 ], ids=lambda v: getattr(v, "__name__", None))
 def test_every_key_of_a_format_type_is_documented(typed_dict, page, heading):
     words = documented_words(doc_section(page, heading))

@@ -28,7 +28,8 @@ from tests.test_runner import gold_answer
 ROOT = Path(__file__).resolve().parents[1]
 OWNERS = {"manifest.json": "harness/runstore.py", "records.jsonl": "harness/runstore.py",
           "metrics.json": "harness/runstore.py", "checkpoint.json": "harness/checkpoints.py",
-          "train_log.jsonl": "harness/checkpoints.py", "bench.json": "harness/benchstore.py"}
+          "train_log.jsonl": "harness/checkpoints.py", "bench.json": "harness/benchstore.py",
+          "judge_cache.jsonl": "harness/judge_cache.py"}
 
 
 def source_files() -> list[str]:

@@ -20,6 +20,7 @@ Nothing else of a backend is visible to the runner.
 from __future__ import annotations
 
 import importlib
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
@@ -56,8 +57,8 @@ class Completion:
     request_id: str
     attempt: int  # 0 .. n-1
     text: str
-    n_prompt_tokens: int
-    n_output_tokens: int
+    n_prompt_tokens: int | None  # None where the backend cannot know (a server that reports no usage)
+    n_output_tokens: int | None
     finish_reason: Literal["stop", "length"]
     # Batch backends: wall time of the generate call that produced it (the whole batch).
     # Streaming backends: this request's time from submission to finish (= request_latency_s).
@@ -65,6 +66,15 @@ class Completion:
     ttft_s: float | None = None  # time to first token, where the backend measures it per request
     request_latency_s: float | None = None  # submission to finish, where measured per request
     batch_index: int | None = None  # set by iter_completions: the static batch it came from (None: a stream)
+    # Why the request failed where the backend keeps going (a server that still refused it after
+    # retries): the runner records it as an error that `--resume` sends again. text is "" then.
+    error: str | None = None
+
+
+def request_seed(seed: int, request_id: str) -> int:
+    """A sampled request's own seed, from the run's seed and its id: its samples do not depend on what
+    else is in flight, and a resumed run redoes it identically (every backend that takes seeds)."""
+    return (seed + zlib.crc32(request_id.encode())) % 2**31
 
 
 class Backend(Protocol):
@@ -132,6 +142,8 @@ BACKENDS: dict[str, str] = {
     # No model: fixed responses from a script file given as the model (see harness/backends/scripted.py).
     "scripted": "harness.backends.scripted:from_script",
     "vllm": "harness.backends.vllm_dp:make_vllm_backend",
+    # Any OpenAI-compatible chat server (vLLM serve, SGLang, transformers serve, a hosted API).
+    "openai": "harness.backends.openai_backend:OpenAIBackend",
 }
 
 

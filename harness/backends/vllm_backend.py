@@ -22,13 +22,12 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from core.errors import BackendError, ConfigError, ModelError
-from harness.backends import Completion, GenerationParams, Request
+from harness.backends import Completion, GenerationParams, Request, request_seed
 from harness.backends.vllm_compat import (
     VllmApi,
     capture_engine_log,
@@ -45,10 +44,6 @@ KV_POLL_S = 2.0  # how often the stream reads the engine's KV-cache usage
 def count_image_parts(messages: list[dict[str, Any]]) -> int:
     return sum(1 for message in messages if isinstance(message.get("content"), list)
                for part in message["content"] if part.get("type") in ("image", "image_url"))
-
-
-def request_seed(seed: int, request_id: str) -> int:
-    return (seed + zlib.crc32(request_id.encode())) % 2**31
 
 
 def sampling_kwargs(params: GenerationParams, request_id: str,

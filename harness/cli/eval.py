@@ -30,7 +30,27 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
                 "prompt_format", "limit", "max_new_tokens", "temperature", "top_p", "top_k", "n_samples",
                 "batch_size", "seed", "out", "ignore_eos", "quantization", "max_concurrency",
                 "gpu_memory_utilization", "max_model_len", "tensor_parallel_size", "data_parallel_size",
-                "merge_lora")
+                "merge_lora", "base_url", "api_key_env", "request_timeout_s", "max_retries", "retry_backoff_s",
+                "judge", "judge_base_url", "judge_api_key_env", "judge_all", "judge_max_concurrency", "judge_cache")
+
+
+def judge_options(command: Any) -> Any:
+    """The LLM judge's options, shared by eval and rescore."""
+    for option in reversed([
+        click.option("--judge", help="LLM answer judge on an OpenAI-compatible server: a model name (at "
+                     "--judge-base-url) or a server URL (its one model). Judges the records the rules extract "
+                     "no answer from (all with --judge-all); see docs/judge.md."),
+        click.option("--judge-base-url", help="The judge server of a judge given by name (default: --base-url "
+                     "with the openai backend, else $OPENAI_BASE_URL, else OpenAI's)."),
+        click.option("--judge-api-key-env", help="Environment variable holding the judge server's API key "
+                     "(default OPENAI_API_KEY; the key is never written)."),
+        click.option("--judge-all", is_flag=True, default=None, help="Judge every answered record, not only "
+                     "those without an extracted answer."),
+        click.option("--judge-max-concurrency", type=int, help="Judge requests in flight at most (32)."),
+        click.option("--judge-cache", help="Folder of the judge cache (default: <harness cache>/judge)."),
+    ]):
+        command = option(command)
+    return command
 
 
 @click.command("eval")
@@ -42,8 +62,9 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
 @click.option("--variant", help="Suite variant, e.g. numeric for mathvista_testmini.")
 @click.option("--data-dir", "data_dirs", multiple=True, help="Local data: PATH for all suites, or SUITE=PATH.")
 @click.option("--image-size", help="Resize images to WxH RGB before prompting, e.g. 512x512.")
-@click.option("--backend", help="Generation backend (default: transformers). scripted: no model, --model is a "
-              "JSON script of fixed responses (see harness/backends/scripted.py).")
+@click.option("--backend", help="Generation backend (default: transformers). vllm: vLLM's engine. openai: an "
+              "OpenAI-compatible server at --base-url, --model naming the served model. scripted: no model, "
+              "--model is a JSON script of fixed responses (see harness/backends/scripted.py).")
 @click.option("--dtype", help="auto, bfloat16, float16 or float32.")
 @click.option("--load-in-4bit", is_flag=True, default=None, help="bitsandbytes 4-bit weights (CUDA only).")
 @click.option("--prompt-format", help="reasoning-solution, think-answer, boxed or official.")
@@ -58,13 +79,25 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
 @click.option("--ignore-eos", is_flag=True, default=None, help="Always generate --max-new-tokens (benchmarks).")
 @click.option("--quantization", type=click.Choice(["none", "fp8", "bitsandbytes"]),
               help="Weight quantization: fp8 (vllm) or bitsandbytes 4-bit (both backends; = --load-in-4bit).")
-@click.option("--max-concurrency", type=int, help="vllm: requests in flight at most (default: all at once).")
+@click.option("--max-concurrency", type=int, help="vllm: requests in flight at most (default: all at once); "
+              "openai: the same (default 32).")
 @click.option("--gpu-memory-utilization", type=float, help="vllm: share of GPU memory the engine takes (0.9).")
 @click.option("--max-model-len", type=int, help="vllm: engine context length (default: the model's).")
 @click.option("--tensor-parallel-size", type=int, help="vllm: GPUs one model copy is split over (1).")
 @click.option("--data-parallel-size", type=int, help="vllm: model copies, one per GPU group (1).")
 @click.option("--merge-lora", is_flag=True, default=None,
               help="vllm: merge a LoRA adapter into its base first (vLLM ignores vision-tower LoRA).")
+@click.option("--base-url", help="openai: the server's base URL, e.g. http://127.0.0.1:8000/v1 (default: "
+              "$OPENAI_BASE_URL, else OpenAI's).")
+@click.option("--api-key-env", help="openai: environment variable holding the API key (default OPENAI_API_KEY; "
+              "the key is never written to the run).")
+@click.option("--request-timeout", "request_timeout_s", type=float,
+              help="openai and judge: seconds one attempt of a request may take (600).")
+@click.option("--max-retries", type=int, help="openai and judge: retries on 429, 5xx, timeouts and dropped "
+              "connections (6), with exponential backoff and jitter; Retry-After is honoured.")
+@click.option("--retry-backoff", "retry_backoff_s", type=float,
+              help="openai and judge: the first wait before a retry, in seconds (1), doubled each time.")
+@judge_options
 @click.option("--seed", type=int, help="Generation and procedural-suite seed.")
 @click.option("--out", help="Run directory (default: runs/<run id>).")
 @click.option("--resume", is_flag=True, help="Finish the run in --out: completed samples are kept.")
@@ -158,21 +191,42 @@ def show_command(run: str, as_json: bool) -> None:
 
 @click.command("rescore")
 @click.argument("run", type=click.Path())
-def rescore_command(run: str) -> None:
+@judge_options
+@click.option("--request-timeout", "request_timeout_s", type=float, default=600.0, show_default=True,
+              help="judge: seconds one attempt of a request may take.")
+@click.option("--max-retries", type=int, default=6, show_default=True,
+              help="judge: retries on 429, 5xx, timeouts and dropped connections.")
+@click.option("--retry-backoff", "retry_backoff_s", type=float, default=1.0, show_default=True,
+              help="judge: the first wait before a retry, in seconds, doubled each time.")
+def rescore_command(run: str, **judge_flags: Any) -> None:
     """Re-extract and re-score every record from its response, then recompute the metrics.
+
+    With --judge, an LLM judge then reads the answers the rules could not (every answer with
+    --judge-all); its verdicts go beside the rules' and its calls are cached, so a second rescore pays
+    nothing. Without --judge, verdicts of an earlier judge pass are kept.
 
     An unfinished or duplicated run is rescored too; its metrics file says `complete: false` and a
     warning says why (finish or repair it with `harness eval --out RUN --resume`).
 
-    Example: harness rescore runs/20261120-101500-tiny-qwen2_5_vl-1a2b
+    Example: harness rescore runs/20261120-101500-tiny-qwen2_5_vl-1a2b --judge http://127.0.0.1:8001/v1
     """
     from harness.report_text import metrics_table
     from harness.runner import rescore
     from harness.runstore import RunDir
 
-    metrics = rescore(run, echo=lambda m: click.echo(m, err=True))
+    metrics = rescore(run, echo=lambda m: click.echo(m, err=True), judge=_judge_settings(judge_flags))
     complete = metrics["completeness"]["complete"]
     metrics_table(RunDir(run).read_manifest(), metrics, state=None if complete else "PARTIAL NUMBERS")
+
+
+def _judge_settings(flags: dict[str, Any]) -> Any:
+    """JudgeSettings from rescore's flags (checked as eval's config checks them), or None without --judge."""
+    from harness.config import EvalConfig
+    from harness.llm_judge import JudgeSettings
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    cfg = EvalConfig.from_dict({"model": "judge", **given}, source="flags")
+    return JudgeSettings.from_config(cfg)
 
 
 @click.command("score")

@@ -38,6 +38,7 @@ from harness.judge_prompts import (
     read_judgement,
 )
 from harness.openai_client import ChatClient, ClientSettings, normalized_base_url, stats_summary
+from harness.progress import Progress, ProgressMode
 from suites import get_suite
 from suites.base import Item, ScoringInput, Target
 from suites.mathvista import SUITE_NAME as MATHVISTA
@@ -114,9 +115,11 @@ class _Calls:
     distinct prompt once), answered ones stored in the cache."""
 
     def __init__(self, client: ChatClient, cache: JudgeCache, model: str, params: dict[str, Any],
-                 max_concurrency: int):
+                 max_concurrency: int, progress: ProgressMode = "off",
+                 echo: Callable[[str], None] | None = None):
         self.client, self.cache, self.model, self.params = client, cache, model, params
         self.max_concurrency, self.from_cache = max_concurrency, 0
+        self.progress, self.echo = progress, echo
         self.replied_models: set[str] = set()
 
     def run(self, step: str, prompts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -133,7 +136,9 @@ class _Calls:
                 to_send[digest] = {"model": self.model, "messages": messages, **self.params}
         self.from_cache += sum(1 for d in hashes if d in calls)
         bodies = {id(body): digest for digest, body in to_send.items()}
+        bar = Progress(len(to_send), self.progress, self.echo, label=f"judge ({step})")
         for body, result in self.client.map(list(to_send.values()), self.max_concurrency):
+            bar.advance(1)
             digest, reply = bodies[id(body)], result.reply
             if reply is None or not reply.texts:
                 calls[digest] = _call(step, digest, None, None, None, round(result.latency_s, 3), cached=False,
@@ -148,6 +153,7 @@ class _Calls:
                             "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
                             "latency_s": round(result.latency_s, 3),
                             "created": datetime.now(UTC).isoformat(timespec="seconds")})
+        bar.close()
         return [dict(calls[d]) for d in hashes]
 
 
@@ -207,16 +213,16 @@ def check_judge(settings: JudgeSettings) -> str:
 
 
 def judge_records(records: list[dict[str, Any]], settings: JudgeSettings,
-                  echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  echo: Callable[[str], None] | None = None, progress: ProgressMode = "off") -> dict[str, Any]:
     """Judge the records that need it (in place: each record's `llm_judge`); returns the manifest's
     `llm_judge` entry (JudgeInfo). Failed calls leave a verdict of None with the error; never raises
-    for them."""
+    for them. `progress` shows the calls sent (harness/progress.py's modes)."""
     started = time.perf_counter()
     client, model = resolve_judge(settings, _client_for(settings))
     try:
         cache = JudgeCache.for_model(settings.cache_directory(), model)
         params = {"temperature": 0.0, "max_tokens": settings.max_tokens}
-        calls = _Calls(client, cache, model, params, settings.max_concurrency)
+        calls = _Calls(client, cache, model, params, settings.max_concurrency, progress, echo)
         selected = [r for r in records if needs_judge(r, settings.judge_all)]
         for record in records:
             if not needs_judge(record, settings.judge_all):

@@ -232,7 +232,7 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
             echo(f"{run.path}: the run is already finished; nothing to do")
             return run.path
         if judge is not None:
-            judge_run(run, manifest, judge, echo)
+            judge_run(run, manifest, judge, echo, progress)
         finalize(run, manifest)
         return run.path
     if judge is not None:
@@ -280,7 +280,7 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
     try:
         put_in_suite_order(run, plans)
         if judge is not None:  # a judge that fails here leaves a run whose resume judges it again
-            judge_run(run, manifest, judge, echo)
+            judge_run(run, manifest, judge, echo, progress)
     except HarnessError as exc:
         raise _record_failure(run, manifest, session, exc) from exc
     try:
@@ -311,17 +311,19 @@ def _record_failure(run: RunDir, manifest: dict[str, Any], session: dict[str, An
     return exc
 
 
-def judge_run(run: RunDir, manifest: dict[str, Any], judge: JudgeSettings, echo: Callable[[str], None]) -> None:
+def judge_run(run: RunDir, manifest: dict[str, Any], judge: JudgeSettings, echo: Callable[[str], None],
+              progress: ProgressMode | bool = "off") -> None:
     """A judge pass over the run's records (rewritten with their `llm_judge` verdicts); the pass is
     described in the manifest's `llm_judge`."""
     records = run.read_records()
-    manifest["llm_judge"] = judge_records(records, judge, echo)
+    mode = progress if isinstance(progress, str) else ("auto" if progress else "off")
+    manifest["llm_judge"] = judge_records(records, judge, echo, mode)
     run.rewrite_records(records)
     run.write_manifest(manifest)
 
 
 def rescore(path: str | Path, echo: Callable[[str], None] | None = None,
-            judge: JudgeSettings | None = None) -> dict[str, Any]:
+            judge: JudgeSettings | None = None, progress: ProgressMode = "off") -> dict[str, Any]:
     """Re-extract and re-score every record from its response with today's scorers; rewrite metrics.
     With `judge`, an LLM judge pass follows (harness/llm_judge.py); without, earlier verdicts are kept.
 
@@ -337,7 +339,7 @@ def rescore(path: str | Path, echo: Callable[[str], None] | None = None,
         for r in records:
             score_record(r, suites[r["suite"]], fmt)
         if judge is not None:
-            manifest["llm_judge"] = judge_records(records, judge, echo)
+            manifest["llm_judge"] = judge_records(records, judge, echo, progress)
             run.write_manifest(manifest)
         run.rewrite_records(records)
         metrics = metrics_mod.compute_metrics(records, manifest, suite_specs(manifest))

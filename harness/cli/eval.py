@@ -198,6 +198,7 @@ def show_command(run: str, as_json: bool) -> None:
               help="judge: retries on 429, 5xx, timeouts and dropped connections.")
 @click.option("--retry-backoff", "retry_backoff_s", type=float, default=1.0, show_default=True,
               help="judge: the first wait before a retry, in seconds, doubled each time.")
+@click.option("--quiet", is_flag=True, help="No progress of the judge's calls.")
 def rescore_command(run: str, **judge_flags: Any) -> None:
     """Re-extract and re-score every record from its response, then recompute the metrics.
 
@@ -214,7 +215,11 @@ def rescore_command(run: str, **judge_flags: Any) -> None:
     from harness.runner import rescore
     from harness.runstore import RunDir
 
-    metrics = rescore(run, echo=lambda m: click.echo(m, err=True), judge=_judge_settings(judge_flags))
+    from harness.progress import default_mode
+
+    quiet = judge_flags.pop("quiet")
+    metrics = rescore(run, echo=lambda m: click.echo(m, err=True), judge=_judge_settings(judge_flags),
+                      progress=default_mode(quiet))
     complete = metrics["completeness"]["complete"]
     metrics_table(RunDir(run).read_manifest(), metrics, state=None if complete else "PARTIAL NUMBERS")
 

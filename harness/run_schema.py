@@ -209,7 +209,6 @@ class Session(TypedDict):
     writing_s: NotRequired[float]
     wall_s: NotRequired[float]
     streamed: NotRequired[bool]
-    image_workers: NotRequired[dict[str, Any]]  # a stream's image decoding: kind, n, start_s
 
 
 class Measurements(TypedDict):

@@ -15,10 +15,8 @@ What the timings mean, the same for both kinds of backend:
   to the last completion received; its engine keeps generating while this process scores (and, for a
   stream, prepares the next prompts: decoding images overlaps generation). A batch backend: the sum of
   its generate calls; scoring waits between them, so it is not counted.
-- prepare_s: decoding images, saving thumbnails and building prompts (for a stream, mostly in worker
-  processes, overlapping generation); scoring_s: extracting and judging answers; writing_s: appending
-  records; image_workers: how a stream's images were decoded (processes or threads, how many, and the
-  seconds it took to start them, before generation began).
+- prepare_s: decoding images, saving thumbnails and building prompts; scoring_s: extracting and judging
+  answers; writing_s: appending records.
 """
 
 from __future__ import annotations
@@ -27,22 +25,21 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import StorageError
 from core.formats import PromptFormat
 from harness.backends import Backend, Completion, GenerationParams, Request, iter_completions
-from harness.image_workers import DecodedImage, ImageWorkers, decode_and_thumbnail
-from harness.images import thumbnail_name
+from harness.images import ImageDecodeError, decode, save_thumbnail, thumbnail_name
 from harness.prompts import messages, prompt_sha256, prompt_text
 from harness.runstore import RunDir
 from suites.base import Item, Suite
 
 FSYNC_EVERY_S = 1.0
 FSYNC_EVERY_RECORDS = 256
-PREPARE_AHEAD = 64  # images decoded ahead of a stream: enough to keep the engine fed, few held in memory
+PREPARE_THREADS = 4
+PREPARE_AHEAD = 64  # prompts built ahead of a stream: enough to keep the engine fed, few decoded images held
 
 
 @dataclass
@@ -90,12 +87,10 @@ def generate_session(todo: list[tuple[Any, Item, list[int]]], ctx: SessionContex
     appender = _Appender(ctx.run)
     pending: dict[str, tuple[dict[str, Any], list[int], Suite]] = {}
     timing = {"prepare_s": 0.0, "scoring_s": 0.0}
-    # A stream's images are decoded by workers started now, before the clock, while the engine waits.
-    workers = ImageWorkers.start() if streamed and any(_has_image(item) for _, item, _ in todo) else None
 
     def requests() -> Iterator[Request]:
         """Prompts, built as the backend asks for them; items that cannot be prompted are recorded here."""
-        for (plan, item, attempts), (request, rec, seconds) in zip(todo, _prepared(todo, ctx, workers), strict=True):
+        for (plan, item, attempts), (request, rec, seconds) in zip(todo, _prepared(todo, ctx, streamed), strict=True):
             timing["prepare_s"] += seconds
             if request is None:
                 _score_and_append([{**rec, "attempt": a} for a in attempts], plan.suite, ctx, appender, timing)
@@ -122,77 +117,53 @@ def generate_session(todo: list[tuple[Any, Item, list[int]]], ctx: SessionContex
             outside += time.perf_counter() - handling
     finally:
         appender.close()
-        if workers is not None:
-            workers.close()
     loop_s = time.perf_counter() - started
     generation_s = loop_s if streamed else loop_s - outside
-    out = {"streamed": streamed, "generation_s": round(generation_s, 3), "prepare_s": round(timing["prepare_s"], 3),
-           "scoring_s": round(timing["scoring_s"], 3), "writing_s": round(appender.seconds, 3)}
-    if workers is not None:
-        out["image_workers"] = {"kind": workers.kind, "n": workers.n_workers, "start_s": round(workers.start_s, 3)}
-    return out
-
-
-def _has_image(item: Item) -> bool:
-    return item.error is None and item.image_bytes is not None
+    return {"streamed": streamed, "generation_s": round(generation_s, 3), "prepare_s": round(timing["prepare_s"], 3),
+            "scoring_s": round(timing["scoring_s"], 3), "writing_s": round(appender.seconds, 3)}
 
 
 def _prepared(todo: list[tuple[Any, Item, list[int]]], ctx: SessionContext,
-              workers: ImageWorkers | None) -> Iterator[tuple[Request | None, dict[str, Any], float]]:
-    """(request, record, seconds) of each item, in order. With workers, the images of the next
-    PREPARE_AHEAD items are decoded (and their thumbnails written) by them while this thread feeds the
-    engine; without, each image is decoded here when its item comes up."""
-    if workers is None:
+              ahead: bool) -> Iterator[tuple[Request | None, dict[str, Any], float]]:
+    """(request, record, seconds) of each item, in order. For a stream, PREPARE_AHEAD items are decoded
+    and prompted by PREPARE_THREADS threads ahead of the engine: the engine's own input and output
+    processing runs in this thread, and image decoding here would hold it up (PIL releases the GIL)."""
+    def timed(plan: Any, item: Item) -> tuple[Request | None, dict[str, Any], float]:
+        started = time.perf_counter()
+        request, rec = _prepare(item, plan.suite, ctx)
+        return request, rec, time.perf_counter() - started
+
+    if not ahead:
         for plan, item, _ in todo:
-            started = time.perf_counter()
-            decoded = _decode_here(item, ctx) if _has_image(item) else None
-            request, rec = _prepare(item, plan.suite, ctx, decoded)
-            yield request, rec, time.perf_counter() - started
+            yield timed(plan, item)
         return
-    futures: deque[tuple[Any, Item, Future[DecodedImage] | None]] = deque()
-    source = iter(todo)
-
-    def queue_next(n: int) -> None:
-        for plan, item, _ in itertools.islice(source, n):
-            future = workers.submit(item.image_bytes, ctx.image_size, ctx.run.images_dir, _thumbnail(item)) \
-                if _has_image(item) else None
-            futures.append((plan, item, future))
-
-    try:
-        queue_next(PREPARE_AHEAD)
-        while futures:
-            plan, item, future = futures.popleft()
-            queue_next(1)
-            decoded = future.result() if future is not None else None  # in order: an error surfaces here
-            started = time.perf_counter()
-            request, rec = _prepare(item, plan.suite, ctx, decoded)
-            yield request, rec, time.perf_counter() - started + (decoded.seconds if decoded else 0.0)
-    finally:
-        for _, _, future in futures:
-            if future is not None:
+    with ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="prepare") as pool:
+        futures: deque[Future] = deque()
+        source = iter(todo)
+        try:
+            for plan, item, _ in itertools.islice(source, PREPARE_AHEAD):
+                futures.append(pool.submit(timed, plan, item))
+            while futures:
+                result = futures.popleft().result()  # an error (disk full) surfaces here, in order
+                for plan, item, _ in itertools.islice(source, 1):
+                    futures.append(pool.submit(timed, plan, item))
+                yield result
+        finally:
+            for future in futures:
                 future.cancel()
 
 
-def _thumbnail(item: Item) -> str:
-    return thumbnail_name(item.suite, item.sample_id)
-
-
-def _decode_here(item: Item, ctx: SessionContext) -> DecodedImage:
-    return decode_and_thumbnail(item.image_bytes, ctx.image_size, str(ctx.run.images_dir), _thumbnail(item))
-
-
-def _prepare(item: Item, suite: Suite, ctx: SessionContext,
-             decoded: DecodedImage | None) -> tuple[Request | None, dict[str, Any]]:
+def _prepare(item: Item, suite: Suite, ctx: SessionContext) -> tuple[Request | None, dict[str, Any]]:
     rec = ctx.base_record(item)
     images = []
-    if decoded is not None:
-        if decoded.storage_error is not None:  # a thumbnail that cannot be written (disk full) stops the run
-            raise StorageError(decoded.storage_error)
-        if decoded.error is not None:  # a corrupt image fails this sample, not the run
-            rec["error"] = f"image {item.image_source or '(inline)'} could not be decoded: {decoded.error}"
-        else:
-            rec["image"] = decoded.thumbnail
-            images = [decoded.image()]
+    if item.error is None and item.image_bytes is not None:
+        try:
+            image = decode(item.image_bytes, ctx.image_size)
+        except ImageDecodeError as exc:  # a corrupt image fails this sample, not the run
+            rec["error"] = f"image {item.image_source or '(inline)'} could not be decoded: {exc}"
+        else:  # a thumbnail that cannot be written (disk full) stops the run: StorageError
+            rec["image"] = save_thumbnail(image, ctx.run.images_dir, thumbnail_name(item.suite, item.sample_id))
+            images = [image]
     text = prompt_text(item, suite, ctx.fmt)
     size = ctx.image_size
     rec["prompt_sha256"] = prompt_sha256(text + (f"\n[resize {size}]" if size else ""), item.image_bytes)

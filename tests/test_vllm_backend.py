@@ -364,3 +364,22 @@ def test_data_parallel_engines_share_the_requests(tiny, monkeypatch):
     finally:
         backend.close()
     assert len(processes) == 2 and not any(process.is_alive() for process in processes)
+
+
+def test_each_engine_start_points_vllms_processes_at_its_own_log_file(tmp_path, monkeypatch):
+    import os
+
+    from harness.backends.vllm_compat import capture_engine_log, release_engine_log
+
+    monkeypatch.delenv("VLLM_LOGGING_CONFIG_PATH", raising=False)
+    monkeypatch.delenv("VLLM_CONFIGURE_LOGGING", raising=False)
+    for name in ("first", "second"):  # e.g. a bench's bf16 engine, then its fp8 engine
+        handler = capture_engine_log(tmp_path / name / "engine.log")
+        config = os.environ["VLLM_LOGGING_CONFIG_PATH"]
+        assert str(tmp_path / name / "engine.log") in (tmp_path / name / "engine.logging.json").read_text()
+        assert config == str(tmp_path / name / "engine.logging.json")
+        release_engine_log(handler)  # the engine has started: children of this process start clean
+        assert "VLLM_LOGGING_CONFIG_PATH" not in os.environ
+    monkeypatch.setenv("VLLM_LOGGING_CONFIG_PATH", "/etc/users-own.json")  # a user's own configuration stays
+    release_engine_log(capture_engine_log(tmp_path / "third" / "engine.log"))
+    assert os.environ["VLLM_LOGGING_CONFIG_PATH"] == "/etc/users-own.json"

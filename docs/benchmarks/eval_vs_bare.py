@@ -2,15 +2,15 @@
 
     python docs/benchmarks/eval_vs_bare.py MODEL OUT_DIR [N_PROMPTS [ROUNDS]]
 
-Loads one vLLM engine and warms it up with a whole bare pass over N_PROMPTS (default 1,024) prompts of
-synth_charts' test split, so that every batch shape the measured passes meet has been seen. Then
+Loads one vLLM engine and warms it up with one bare pass over synth_charts' test split (its 200 items,
+all in flight at once; up to N_PROMPTS), so that the passes measured next do not pay for first-time
+kernel and graph work at large batches. Then
 ROUNDS (default 3) rounds over the first N_PROMPTS items of the train split (448x448, 256 forced output
 tokens), each pass after emptying the engine's prefix and image caches, in an order that alternates
-from round to round (ABC, CBA, ...) so that a drift over the session does not favour one path:
-- eval: a whole `run_eval` (images decoded and thumbnails written by worker processes, prompts built,
+from round to round (eval then bare, bare then eval, ...) so that a drift over the session does not
+favour one path:
+- eval: a whole `run_eval` (images decoded and thumbnails written ahead of the engine, prompts built,
   records scored and written, as `harness eval` does); its throughput is its generation window's;
-- eval-threads: the same with the images decoded by four threads of this process instead (the harness
-  before the worker processes), to show what the processes buy;
 - bare: one `LLM.generate` over the same prompts, whose chat template and decoded images are prepared
   before its clock starts, as a user of vLLM would.
 For every pass it also records how long the engine was being fed (first to last `add_request`).
@@ -24,15 +24,12 @@ import json
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import harness.run_session as run_session
 from harness.backends import GenerationParams
 from harness.backends.vllm_backend import VllmBackend
 from harness.bench import BenchConfig, bench_prompts
 from harness.config import EvalConfig
-from harness.image_workers import ImageWorkers
 from harness.runner import run_eval
 from harness.runstore import RunDir
 
@@ -59,27 +56,16 @@ class FeedClock:
         return round(span, 3)
 
 
-def thread_workers() -> ImageWorkers:
-    return ImageWorkers(ThreadPoolExecutor(4, thread_name_prefix="images"), "threads", 4, 0.0)
-
-
-def eval_pass(backend: VllmBackend, model: str, out: Path, n: int, threads: bool) -> dict:
+def eval_pass(backend: VllmBackend, model: str, out: Path, n: int) -> dict:
     cfg = EvalConfig(model=model, backend="vllm", suites=["synth_charts"], split="train", limit=n,
                      image_size=(448, 448), max_new_tokens=256, ignore_eos=True, dtype="bfloat16", out=str(out))
-    real_start = run_session.ImageWorkers.start
-    if threads:
-        run_session.ImageWorkers.start = staticmethod(lambda n_workers=None: thread_workers())
-    try:
-        started = time.perf_counter()
-        run_eval(cfg, backend=backend, progress="off")
-        wall = time.perf_counter() - started
-    finally:
-        run_session.ImageWorkers.start = real_start
+    started = time.perf_counter()
+    run_eval(cfg, backend=backend, progress="off")
+    wall = time.perf_counter() - started
     run = RunDir(out)
     throughput, session = run.read_metrics()["throughput"], run.read_manifest()["measurements"]["sessions"][-1]
     return {"output_tokens_per_s": throughput["output_tokens_per_s"], "generation_s": throughput["wall_s"],
-            "run_eval_s": round(wall, 3), "prepare_s": session.get("prepare_s"),
-            "image_workers": session.get("image_workers")}
+            "run_eval_s": round(wall, 3), "prepare_s": session.get("prepare_s")}
 
 
 def bare_pass(backend: VllmBackend, prompts, params: GenerationParams) -> dict:
@@ -101,7 +87,7 @@ def main(model: str, out: str, n: int, rounds: int) -> None:
     warm_s = bare_pass(backend, warm, params)["generation_s"]
     prompts, _ = bench_prompts(BenchConfig(model=model, backends=["vllm"], limit=n, split="train", **SHAPE))
     feed = FeedClock(backend.llm.llm_engine)
-    paths = ["eval", "eval-threads", "bare"]
+    paths = ["eval", "bare"]
     passes = []
     for r in range(rounds):
         for path in paths if r % 2 == 0 else list(reversed(paths)):
@@ -109,7 +95,7 @@ def main(model: str, out: str, n: int, rounds: int) -> None:
             if path == "bare":
                 result = bare_pass(backend, prompts, params)
             else:
-                result = eval_pass(backend, model, out_dir / f"run-{path}-{r}", n, threads=path == "eval-threads")
+                result = eval_pass(backend, model, out_dir / f"run-{r}", n)
             passes.append({"round": r, "path": path, **result, "feed_s": feed.take()})
             print(json.dumps(passes[-1]), flush=True)
     tps = {p: [x["output_tokens_per_s"] for x in passes if x["path"] == p] for p in paths}
@@ -117,8 +103,7 @@ def main(model: str, out: str, n: int, rounds: int) -> None:
     result = {"n_prompts": n, "rounds": rounds, "load_time_s": backend.load_time_s, "warmup_s": warm_s,
               "passes": passes, "output_tokens_per_s": {p: spread(v) for p, v in tps.items()},
               "eval_over_bare": statistics.fmean(tps["eval"]) / statistics.fmean(tps["bare"]),
-              "eval_over_bare_per_round": spread(per_round),
-              "eval_threads_over_bare": statistics.fmean(tps["eval-threads"]) / statistics.fmean(tps["bare"])}
+              "eval_over_bare_per_round": spread(per_round)}
     print(json.dumps({k: v for k, v in result.items() if k != "passes"}, indent=2))
     (out_dir / "eval_vs_bare.json").write_text(json.dumps(result, indent=2) + "\n")
     backend.close()

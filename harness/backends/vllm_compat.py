@@ -105,16 +105,24 @@ def installed_version() -> str | None:
         return None
 
 
+class _EngineLogHandler(logging.FileHandler):
+    """The file handler; own_config: the logging-config file it pointed vLLM's processes at, if any."""
+
+    own_config: str | None = None
+
+
 def capture_engine_log(path: Path) -> logging.Handler:
     """Copy vLLM's INFO log lines, the engine and worker processes' included, to `path`. Returns the
-    handler added in this process (remove it with release_engine_log)."""
+    handler added in this process (remove it with release_engine_log, once the engine has started)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    handler = _EngineLogHandler(path)
     handler.setLevel(logging.INFO)
     vllm_logger = logging.getLogger("vllm")
     vllm_logger.addHandler(handler)  # a forked process inherits it
     # A spawned process configures vLLM's logging from this file when it imports vLLM: the usual console
     # line plus the file. A user's own logging configuration is left alone (the sizes are then unknown).
+    # The variable is set only while the engine starts (release_engine_log restores it): left set, a
+    # second engine of this process, or a harness command started from it, would log to the first's file.
     if not os.environ.get("VLLM_LOGGING_CONFIG_PATH") and os.environ.get("VLLM_CONFIGURE_LOGGING", "1") != "0":
         config = {
             "version": 1, "disable_existing_loggers": False,
@@ -127,13 +135,16 @@ def capture_engine_log(path: Path) -> logging.Handler:
         }
         config_path = path.with_suffix(".logging.json")
         config_path.write_text(json.dumps(config))
-        os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(config_path)
+        os.environ["VLLM_LOGGING_CONFIG_PATH"] = handler.own_config = str(config_path)
     return handler
 
 
 def release_engine_log(handler: logging.Handler) -> None:
     logging.getLogger("vllm").removeHandler(handler)
     handler.close()
+    own = getattr(handler, "own_config", None)
+    if own is not None and os.environ.get("VLLM_LOGGING_CONFIG_PATH") == own:
+        del os.environ["VLLM_LOGGING_CONFIG_PATH"]
 
 
 def engine_memory_from_log(text: str) -> dict[str, float | None]:

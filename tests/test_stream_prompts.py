@@ -1,60 +1,18 @@
-"""Image decoding in worker processes ahead of a stream: the same pixels, thumbnails, prompts and errors as
-decoding in the feeding thread, and a thumbnail that cannot be written still stops the run."""
+"""A stream's prompts, built by threads ahead of the engine: the same prompts, images and thumbnails as a
+batch backend gets, and a thumbnail that cannot be written stops the run, which a resume then finishes."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from PIL import Image
 
 from core.errors import StorageError
 from harness.backends.scripted import ScriptedBackend
 from harness.backends.vllm_backend import VllmBackend
 from harness.config import EvalConfig
-from harness.image_workers import ImageWorkers, decode_and_thumbnail
-from harness.images import ImageDecodeError, decode
 from harness.runner import run_eval
 from harness.runstore import RunDir
 from harness.tiny_model import default_tiny_model
 from tests.fake_vllm import FakeLLM, fake_api
-
-
-def png(size=(300, 200), color=(30, 120, 200)) -> bytes:
-    buf = io.BytesIO()
-    image = Image.new("RGB", size, color)
-    image.paste((250, 10, 10), (20, 20, 120, 90))
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def workers():
-    with ImageWorkers.start(2) as pool:
-        yield pool
-
-
-def test_workers_are_processes_and_decode_as_this_process_does(workers, tmp_path):
-    assert workers.kind == "processes" and workers.n_workers == 2 and workers.start_s > 0
-    data = png()
-    decoded = workers.submit(data, (64, 48), tmp_path / "a", "x.jpg").result()
-    assert decoded.error is None and decoded.storage_error is None and decoded.seconds > 0
-    assert decoded.image().tobytes() == decode(data, (64, 48)).tobytes() and decoded.image().size == (64, 48)
-    here = decode_and_thumbnail(data, (64, 48), str(tmp_path / "b"), "x.jpg")
-    assert (tmp_path / "a" / "x.jpg").read_bytes() == (tmp_path / "b" / "x.jpg").read_bytes()
-    assert here.pixels == decoded.pixels and here.thumbnail == decoded.thumbnail == "x.jpg"
-
-
-def test_corrupt_bytes_and_an_unwritable_folder_come_back_as_messages(workers, tmp_path):
-    corrupt = png()[:60]
-    with pytest.raises(ImageDecodeError) as err:
-        decode(corrupt)
-    decoded = workers.submit(corrupt, None, tmp_path, "c.jpg").result()
-    assert decoded.error == str(err.value) and decoded.pixels == b"" and not (tmp_path / "c.jpg").exists()
-    blocked = tmp_path / "file"
-    blocked.write_text("not a folder")
-    decoded = workers.submit(png(), None, blocked, "d.jpg").result()
-    assert decoded.error is None and decoded.storage_error.startswith(f"cannot write {blocked}/d.jpg: ")
 
 
 def vllm_cfg(tmp_path, name, **kw):
@@ -68,9 +26,7 @@ def test_a_stream_gets_the_same_prompts_and_thumbnails_as_a_batch_backend(tmp_pa
     added = FakeLLM.instances[-1].llm_engine.added
     inline = RunDir(run_eval(vllm_cfg(tmp_path, "inline", backend="scripted"), backend=ScriptedBackend(lambda request, attempt: "1"),
                              progress=False))
-    session = streamed.read_manifest()["measurements"]["sessions"][0]
-    assert session["image_workers"]["kind"] == "processes" and session["prepare_s"] > 0
-    assert "image_workers" not in inline.read_manifest()["measurements"]["sessions"][0]
+    assert streamed.read_manifest()["measurements"]["sessions"][0]["prepare_s"] > 0
     by_key = {r["sample_id"]: r for r in inline.read_records()}
     for record in streamed.read_records():
         other = by_key[record["sample_id"]]

@@ -45,12 +45,14 @@ class Item:
             "unit": self.unit,
             "precision": self.precision,
             "meta": self.meta,
+            "question": self.question,
         }
 
     def content_sha256(self) -> str:
         """Hash of everything that defines the item, image bytes included."""
         h = hashlib.sha256()
-        h.update(json.dumps([self.sample_id, self.question, self.query, self.target()],
+        target = {k: v for k, v in self.target().items() if k != "question"}  # hashed once, as before
+        h.update(json.dumps([self.sample_id, self.question, self.query, target],
                             sort_keys=True, ensure_ascii=False, default=str).encode())
         h.update(hashlib.sha256(self.image_bytes or b"").digest())
         return h.hexdigest()
@@ -66,22 +68,47 @@ class Target:
     unit: str | None = None
     precision: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # The question text, for answers that restate it ("The bed is larger than the kitten." for "Is the
+    # bed larger than the kitten?"); None where it is not known.
+    question: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Target:
         return cls(gold=d["gold"], answer_type=d.get("answer_type", "text"), choices=d.get("choices"),
-                   unit=d.get("unit"), precision=d.get("precision"), meta=d.get("meta") or {})
+                   unit=d.get("unit"), precision=d.get("precision"), meta=d.get("meta") or {},
+                   question=d.get("question"))
+
+
+# How a verdict is reached: `strict` is the harness's own rule (an answer must be given: abstentions
+# and texts that name no option earn nothing); `official` reproduces the benchmark's official pipeline
+# where it is more lenient (MathVista maps any extraction to the nearest choice). Suites whose
+# official rule is their strict one give the same verdict in both.
+ScoringMode = Literal["strict", "official"]
+SCORING_MODES: tuple[str, ...] = ("strict", "official")
 
 
 @dataclass(frozen=True)
 class Score:
     """The verdict on one response. Extraction and comparison are kept apart and both recorded."""
 
-    extracted: str | None  # the answer string the comparison used (None: nothing could be extracted)
-    extractor: str  # which rule produced it, e.g. "solution_block>choice_letter"
-    correct: bool  # the suite's official rule (or its documented rule-based stand-in)
+    extracted: str | None  # the answer string the comparison used (None: no answer was given or found)
+    extractor: str  # which rule produced it, e.g. "solution_block>choice_letter", "response>abstention"
+    correct: bool  # the strict verdict: the suite's rule (or its documented rule-based stand-in)
     # Other extractions reported side by side, e.g. GSM8K "flexible_extract": {"extracted", "correct"}.
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The official-compatible verdict where it can differ from `correct`; None: the same as `correct`.
+    official_correct: bool | None = None
+
+    @property
+    def answered(self) -> bool:
+        """Whether an answer was extracted (an abstention or an empty response is no answer)."""
+        return self.extracted is not None
+
+    def verdict(self, scoring: str = "strict") -> bool:
+        """The verdict under a scoring mode (see SCORING_MODES)."""
+        if scoring == "official" and self.official_correct is not None:
+            return bool(self.official_correct)
+        return bool(self.correct)
 
 
 @dataclass(frozen=True)

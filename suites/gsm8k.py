@@ -14,7 +14,8 @@ The gold is the text after "#### " with thousands commas removed ("#### 2,125" -
 
 Scoring reports two extractions side by side, as lm-evaluation-harness does:
 - strict (`correct`): the number in the prompt format's answer block or \\boxed{}, else after the
-  last "#### ", else after the last "The answer is"; nothing else counts;
+  last "#### ", else the first number after the last answer cue ("The answer is", "Answer:"; the
+  cues every suite shares, core/answer_cues.py); nothing else counts;
 - flexible (`variants["flexible_extract"]`): the last number anywhere in the response.
 """
 
@@ -24,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from core.answer_cues import cue_line, numbers_in
 from core.answers import find_numbers, last_number, numbers_equal, to_float
 from core.errors import ConfigError
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite
@@ -43,7 +45,6 @@ DATA_DIR_HELP = (
 _GOLD_MARK = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
 _NUMBER = r"-?\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+"
 _HASH_ANSWER = re.compile(rf"####\s*({_NUMBER})")
-_ANSWER_IS = re.compile(rf"(?i:the\s+(?:final\s+)?answer\s+is)\s*:?\s*\**\s*({_NUMBER})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,7 +102,8 @@ def _clean_number(text: str) -> str | None:
 
 
 def strict_extract(inp: ScoringInput) -> tuple[str | None, str]:
-    """(number, rule): the answer block / boxed value, else "#### N", else "The answer is N"."""
+    """(number, rule): the answer block / boxed value, else "#### N", else the first number after the
+    last answer cue ("The answer is N", "Answer: N", "the final answer is:\nN"; core/answer_cues.py)."""
     if inp.region_rule in ("answer_block", "boxed", "solution_block"):
         region = inp.region.strip()
         value = region.replace(",", "").replace("$", "").strip().rstrip(".")
@@ -110,10 +112,13 @@ def strict_extract(inp: ScoringInput) -> tuple[str | None, str]:
         number = last_number(region.replace("$", ""))
         if number is not None:
             return number, f"strict:{inp.region_rule}>last_number"
-    for pattern, rule in ((_HASH_ANSWER, "hash"), (_ANSWER_IS, "answer_is")):
-        found = pattern.findall(inp.response)
-        if found:
-            return _clean_number(found[-1]), f"strict:{rule}"
+    found = _HASH_ANSWER.findall(inp.response)
+    if found:
+        return _clean_number(found[-1]), "strict:hash"
+    cued = cue_line(inp.response)
+    numbers = numbers_in(cued.replace("$", "")) if cued else []
+    if numbers:
+        return numbers[0], "strict:answer_is"
     return None, "strict:none"
 
 
@@ -133,7 +138,7 @@ def score(inp: ScoringInput) -> Score:
 
 SUITE = Suite(
     name=SUITE_NAME,
-    version="2",
+    version="3",
     description="GSM8K: 1,319 grade-school math word problems (text only, integer answers).",
     source=f"{HUB_ID}@{HF_REVISION} (config {HUB_CONFIG})",
     splits=SPLITS,
@@ -145,8 +150,9 @@ SUITE = Suite(
     notes=(
         "The official check is exact string equality after comma removal; here numbers are compared "
         "by value (after removing commas, '$' and a trailing period), so '18.00' counts as 18. "
-        "`correct` is the strict extraction (answer block or \\boxed{}, else '#### N', else 'The answer "
-        "is N'); flexible_extract (last number in the response) is reported beside it. The official "
+        "`correct` is the strict extraction (answer block or \\boxed{}, else '#### N', else the first number "
+        "after the last answer cue: 'The answer is N', 'Answer: N', 'the final answer is:' and a new line, "
+        "numbers written as words read as numbers); flexible_extract (last number in the response) is reported beside it. The official "
         "prompt format has no data-set query: it sends the bare question."
     ),
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from core.answer_cues import abstention
 from core.errors import ConfigError
 from suites.base import Item, LoadOptions, Score, ScoringInput, Suite
 from suites.data_files import hub_rows, local_split_rows, make_ids_unique
@@ -94,6 +95,8 @@ def score(inp: ScoringInput) -> Score:
     gold = parse_gold_boxed(inp.target.gold)
     if inp.region_rule == "boxed":
         prediction = parse_boxed_content(inp.region)
+    elif abstention(inp.region):  # "I cannot determine ..." earns nothing, whatever number it holds
+        return Score(extracted=None, extractor=f"{inp.region_rule}>abstention", correct=False)
     elif inp.region_rule == "response":
         prediction = parse_response(inp.response)
     else:
@@ -106,7 +109,7 @@ def score(inp: ScoringInput) -> Score:
 
 SUITE = Suite(
     name=SUITE_NAME,
-    version="1",
+    version="2",
     description="MATH-500: 500 competition math problems (text only, LaTeX answers), 7 subjects, levels 1-5.",
     source=f"{HUB_ID}@{HF_REVISION}",
     splits={SPLIT: 500},
@@ -121,6 +124,7 @@ SUITE = Suite(
         "rules, verify(gold, prediction)), as Math-Verify's math_500 task does; the Hendrycks MATH "
         "string normaliser and the PRM800K grader can differ on edge cases. The prediction is the "
         "format's answer block or last \\boxed{} when present, else Math-Verify's own search of the "
-        "whole response. The official prompt format has no data-set query: it sends the bare problem."
+        "whole response; an answer without \\boxed{} that abstains ('cannot be determined', a refusal) is no "
+        "answer. The official prompt format has no data-set query: it sends the bare problem."
     ),
 )

@@ -25,10 +25,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from core.answers import find_numbers
+from core.answer_cues import abstention, numbers_in
 from core.errors import ConfigError, DataError
 from core.formats import OFFICIAL, answer_region
-from suites.base import Item, LoadOptions, Score, ScoringInput, Suite, Target
+from suites.base import SCORING_MODES, Item, LoadOptions, Score, ScoringInput, Suite, Target
 from suites.data_files import (
     find_parquet,
     hub_rows,
@@ -195,11 +195,21 @@ def question_text(item: Item) -> str:
 
 def score(inp: ScoringInput) -> Score:
     target = inp.target
+    if _abstains(inp):
+        return Score(extracted=None, extractor=f"{inp.region_rule}>abstention", correct=False)
     if target.answer_type == "multi_choice":
         gold_letters = gold_choice_letters(target.gold, target.choices)
         if gold_letters:
             return _score_choice(inp, gold_letters)
     return _score_free_form(inp)
+
+
+def _abstains(inp: ScoringInput) -> bool:
+    """A refusal or "cannot be determined", in the text after the answer cue or else in the region;
+    a choice whose text is such a phrase is an answer."""
+    choices = inp.target.choices
+    tail = answer_cue_tail(inp.region)
+    return bool(abstention(tail if tail is not None else inp.region, choices))
 
 
 def _short_answer(inp: ScoringInput) -> str:
@@ -239,7 +249,7 @@ def _score_free_form(inp: ScoringInput) -> Score:
     if prediction and verify_parsed(parse_answer(gold.replace("掳", "°")), prediction):
         return Score(extracted=extracted_text(prediction), extractor=f"{rule}>math_verify", correct=True)
     if gold_value is not None:
-        numbers = find_numbers(candidate)
+        numbers = numbers_in(candidate)  # "There are three." reads as 3
         if numbers:
             value = float(numbers[-1])
             return Score(extracted=numbers[-1], extractor=f"{rule}>last_number",
@@ -253,13 +263,17 @@ def _score_free_form(inp: ScoringInput) -> Score:
 # Scoring an official output file
 
 
-def score_predictions(path: str | Path, field: str = "response", data_dir: Path | None = None) -> dict:
+def score_predictions(path: str | Path, field: str = "response", data_dir: Path | None = None,
+                      scoring: str = "strict") -> dict:
     """Score a file in the official output format (a list of rows with `model_answer`, and after
     the official step 1 `extraction`). field "response" reads `model_answer`; "extraction" reads
     `extraction` as an answer that needs no further extraction. Rows without an `answer` take it
-    from the data set (`data_dir`, else the hub)."""
+    from the data set (`data_dir`, else the hub); rows without the field are scored as no answer.
+    The official judge is GPT's, so both scoring modes give the rules' verdict."""
     if field not in ("extraction", "response"):
         raise ConfigError(f"field must be 'extraction' or 'response' (got {field!r})")
+    if scoring not in SCORING_MODES:
+        raise ConfigError(f"scoring must be one of {', '.join(SCORING_MODES)} (got {scoring!r})")
     path = Path(path)
     rows = read_json_list(path, "the file must be a MathVerse output list (e.g. output_testmini.json)")
     golds: dict[str, Item] = {}
@@ -268,21 +282,27 @@ def score_predictions(path: str | Path, field: str = "response", data_dir: Path 
         split = "testmini_text_only" if text_only else "testmini"
         golds = {it.sample_id: it for it in load(LoadOptions(split=split, data_dir=data_dir))}
     results: dict[str, bool] = {}
+    answered: dict[str, bool] = {}
+    missing = 0
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise DataError(f"{path.name}: row {i} is not an object")
         key = field if field == "extraction" or "model_answer" not in row else "model_answer"
         sample_id = str(row.get("sample_index", i))
-        if key not in row:
-            raise DataError(f"{path.name}: row {sample_id} has no {key!r} field")
         target = _target_of(row, golds.get(sample_id), path.name)
+        if key not in row:
+            missing += 1
+            results[sample_id], answered[sample_id] = False, False
+            continue
         text = str(row[key] or "")
         region, rule = (text, "extraction") if field == "extraction" else answer_region(text, OFFICIAL)
-        results[sample_id] = score(ScoringInput(response=text, region=region, region_rule=rule,
-                                                target=target)).correct
+        verdict = score(ScoringInput(response=text, region=region, region_rule=rule, target=target))
+        results[sample_id], answered[sample_id] = verdict.verdict(scoring), verdict.answered
     if not results:
         raise DataError(f"{path.name} holds no rows")
-    return {"accuracy": sum(results.values()) / len(results), "n": len(results), "items": results}
+    return {"accuracy": sum(results.values()) / len(results), "n": len(results), "scoring": scoring,
+            "field": field, "no_answer": sum(not a for a in answered.values()), "missing_field": missing,
+            "items": results, "answered": answered}
 
 
 def _target_of(row: dict[str, Any], item: Item | None, file_name: str) -> Target:
@@ -298,7 +318,7 @@ def _target_of(row: dict[str, Any], item: Item | None, file_name: str) -> Target
 
 SUITE = Suite(
     name=SUITE_NAME,
-    version="2",
+    version="3",
     description=("MathVerse testmini: 788 visual math problems x 5 versions (Text Dominant ... Vision Only); "
                  "split testmini_text_only holds the text-only ablation."),
     source=f"{HUB_ID}@{HF_REVISION}",
@@ -315,7 +335,9 @@ SUITE = Suite(
         "'Answer: B', or the text of a choice); golds like '(B)' and choice-text golds ('False') are stored "
         "as their letter (the official string in meta official_answer); 'C\\nD' is the set {C, D}, and the "
         "answer must name exactly that set. "
-        "Free-form: numbers compared by value after removing LaTeX, units and degree signs "
+        "Answer cues are the ones every suite shares ('the answer is', 'Answer:', '答案是', 'the correct option "
+        "letter is', 'option (B) is the correct answer'); an abstention ('cannot be determined', a refusal) "
+        "is no answer. Free-form: numbers compared by value after removing LaTeX, units and degree signs "
         "(decimals beyond the gold's rounded away), else the same normalised text, else Math-Verify; "
         "a whole response without an answer block is read from its last 'answer' cue or last line. "
         "The GPT judge also accepts equivalent units (0.5 m = 50 cm); these rules do not. "

@@ -13,14 +13,12 @@ import math
 import operator
 import re
 
+from core.answer_cues import cue_line, letter_called_correct
 from core.answers import numbers_equal, to_float
 
 _LETTERS = "ABCDEFGH"
 
-# "the answer is", "Answer:", "final answer:" and the like; the text after the last one is the answer.
-_ANSWER_CUE = re.compile(r"(?i:final\s+answer|answer\s+is|answer\s*[:：]|correct\s+(?:option|choice)\s+is)"
-                         r"\s*[:：]?")
-_CUE_LETTER = re.compile(r"[\s*$(\[]*(?:(?i:option|choice)\s*)?\(?([A-H])\)?(?![A-Za-z0-9])")
+_CUE_LETTER = re.compile(r"[\s*$(\[\"'“‘]*(?:(?i:option|choice)\s*)?\(?([A-H])\)?(?![A-Za-z0-9])")
 _LONE_LETTER = re.compile(r"\(?([A-H])\)?\s*[.:：)]?")
 _LEADING_LETTER = re.compile(r"\(?([A-H])\)?\s*[:.：)]\s*\S")
 _PAREN_LETTER = re.compile(r"\(([A-H])\)")
@@ -47,14 +45,11 @@ def _plain(text: str) -> str:
 
 
 def answer_cue_tail(response: str) -> str | None:
-    """The text after the last answer cue, to the end of its line (or the next line when the cue
-    ends its line); None when the response has no cue."""
-    cues = list(_ANSWER_CUE.finditer(response))
-    if not cues:
-        return None
-    tail = response[cues[-1].end():]
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    return lines[0].rstrip(".").strip() if lines else None
+    """The text after the last answer cue (the shared cues of core/answer_cues.py: "the answer is",
+    "Answer:", "答案是", "the correct option letter is"), to the end of its line (or the next line when
+    the cue ends its line); None when the response has no cue."""
+    line = cue_line(response)
+    return line.rstrip(".").strip() if line else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,6 +88,9 @@ def pick_choice_letter(text: str, choices: list[str] | None, whole_response: boo
         named = _choice_named(tail, choices)
         if named:
             return named, "answer_cue>choice_text"
+    called = letter_called_correct(plain)
+    if called and called in allowed:
+        return called, "letter_called_correct"
     if whole_response:
         lines = [line.strip() for line in plain.splitlines() if line.strip()]
         if not lines:

@@ -71,11 +71,22 @@ def test_gold_from_solution():
     ("18", "16 - 3 - 4 = 9 eggs, 9 * 2 = 18.\n#### 18", "official", "strict:hash"),
     ("2125", "The answer is 2,125.", "official", "strict:answer_is"),
     ("18", "The answer is $18.", "official", "strict:answer_is"),
+    # the answer cues every suite shares
+    ("18", "She sells 9 eggs at $2 each.\nThe final answer is:\n18", "official", "strict:answer_is"),
+    ("18", "9 eggs x $2 = $18\nAnswer: 18 dollars", "official", "strict:answer_is"),
+    ("18", "每天卖 9 个蛋，每个 2 美元。答案是：18", "official", "strict:answer_is"),
+    ("3", "The answer is three, since 5 - 2 = 3 apples remain", "official", "strict:answer_is"),
 ])
 def test_strict_extraction_correct(gold, response, fmt, extractor):
     s = score(gold, response, fmt)
     assert s.correct and s.extractor == extractor
     assert s.variants["flexible_extract"]["correct"]
+
+
+def test_the_cued_number_wins_over_the_last_one():
+    s = score("2", "So the answer to the question is 2, as each of the 5 boxes holds 4.", "official")
+    assert (s.extracted, s.extractor, s.correct) == ("2", "strict:answer_is", True)
+    assert s.variants["flexible_extract"] == {"extracted": "4", "correct": False}
 
 
 def test_strict_fails_where_only_flexible_finds_the_number():

@@ -84,7 +84,10 @@ def test_wrong_answers(gold, response):
 def test_no_answer_is_a_wrong_score():
     s = score("3", "<SOLUTION></SOLUTION>")
     assert (s.extracted, s.extractor, s.correct) == (None, "answer_block>none", False)
-    assert score("3", "I cannot tell.", "official").extractor == "response>none"
+    assert score("3", "The figure shows a triangle.", "official").extractor == "response>none"
+    # an abstention earns nothing, even with the gold in it
+    s = score("3", "I cannot tell. It might be 3.", "official")
+    assert (s.extracted, s.extractor, s.correct) == (None, "response>abstention", False)
 
 
 def test_scoring_off_the_main_thread():

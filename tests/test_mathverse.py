@@ -117,11 +117,34 @@ def test_gold_letters():
     ("B", "Angle ABC is 45, so the answer is B.", "official", "response>answer_cue"),
     ("B", "Reasoning about point A.\nAnswer: (B)", "official", "response>answer_cue"),
     ("B", "Point A is not it.\nB", "official", "response>last_line>letter"),
+    # the answer cues every suite shares
+    ("B", "Angle ABC is 45°.\nThe answer is:\n\n(B)", "official", "response>answer_cue"),
+    ("B", "由图可知∠ABC = 45°。答案是: B", "official", "response>answer_cue"),
+    ("B", "Angle ABC is 45°, so the correct option letter is B.", "official", "response>answer_cue"),
+    ("B", 'So I would pick "B." as the correct choice is "B"', "official", "response>answer_cue"),
+    ("B", "Angle ABC is 45°. Therefore, option (B) is the correct answer.", "official",
+     "response>letter_called_correct"),
     ("C\nD", "<SOLUTION>C, D</SOLUTION>", "reasoning-solution", "answer_block>letter_set"),
 ])
 def test_multi_choice_letters(gold, response, fmt, extractor):
     s = score(gold, response, fmt, choices=CHOICES, multi_choice=True)
     assert s.correct and s.extractor == extractor
+
+
+@pytest.mark.parametrize(("response", "multi_choice"), [
+    ("The figure does not give the radius, so the length cannot be determined.", False),
+    ("I cannot select either option from this image; it could be A or B.", True),
+    ("Sorry, I can't help with images of people yet.", True),
+    ("The answer is: cannot be determined from the given information (perhaps 14)", False),
+])
+def test_abstentions_earn_nothing(response, multi_choice):
+    gold = "B" if multi_choice else "14"
+    s = score(gold, response, "official", choices=CHOICES if multi_choice else None, multi_choice=multi_choice)
+    assert (s.extracted, s.extractor, s.correct) == (None, "response>abstention", False)
+
+
+def test_numbers_written_as_words():
+    assert score("3", "Counting the faces on the front, there are three.", "official").correct
 
 
 def test_multi_choice_wrong_or_unreadable():

@@ -160,7 +160,7 @@ def test_safe_equal_is_plain_equality():
     assert not safe_equal(Unequal(), "x")
 
 
-# --- the rule-based extractor ---------------------------------------------------------------------
+# --- the rule-based extractor (more cases from realistic responses: tests/test_mathvista_answers.py) --
 
 @pytest.mark.parametrize(("region", "extracted", "rule"), [
     ("145°", "145°", "choice_text"),
@@ -172,41 +172,52 @@ def test_safe_equal_is_plain_equality():
     ("so the answer is 145°.", "145°", "answer_is_choice_text"),
     ("C. 145°", "C", "choice_letter"),
     ("Both (A) and (B) are too small; (C) fits.", "C", "paren_letter"),
-    ("It measures 145° in total", "145°", "choice_text_contained"),
-    ("145 degrees", "145 degrees", "raw"),
+    ("It measures 145° in total", "145°", "claim_choice_text"),
+    ("145 degrees", "145°", "claim_choice_value"),
+    (("The options 140° and 150° are too wide. Measured with a protractor, the marked angle comes to 145° in "
+     "total. The check agrees. Nothing else fits."), "145°", "choice_text_contained"),
 ])
 def test_choice_extraction(region, extracted, rule):
     s = judge(region, mc_target())
     assert (s.extracted, s.extractor) == (extracted, f"answer_block>{rule}")
-    assert s.correct
+    assert s.correct and s.official_correct
     assert s.variants["official"]["prediction"] == "145°"
 
 
+def test_an_answer_that_is_no_option_is_wrong_strictly_and_the_nearest_choice_officially():
+    s = judge("145.5°", mc_target())
+    assert (s.extracted, s.extractor, s.answered) == ("145.5°", "answer_block>raw", True)
+    assert not s.correct  # strict: 145.5° is no option
+    assert s.official_correct and s.variants["official"]["prediction"] == "145°"  # official: nearest choice
+
+
 def test_choice_extraction_on_a_whole_response():
-    s = judge("I cannot tell from the picture.", mc_target(), rule="response")
-    assert (s.extracted, s.extractor, s.correct) == (None, "response>no_choice", False)
+    s = judge("The picture is too dark to see the angle marks.", mc_target(), rule="response")
+    assert (s.extracted, s.extractor, s.correct, s.answered) == (None, "response>no_choice", False, False)
     s = judge("The options 140° and 1450 are wrong, the angle is 145°", mc_target(), rule="response")
     assert s.extracted == "145°" and s.correct
     s = judge("Since DK=16, CD = 18. Answer: D", mc_target("18", DUPLICATED), rule="response")
     assert s.extracted == "D" and s.correct
 
 
-def test_empty_answer_follows_the_official_rule():
+def test_empty_answer_is_no_answer_strictly_and_the_shortest_choice_officially():
     s = judge("  ", mc_target(gold="135°", choices=["135°", "140°", "1450°"]))
-    assert (s.extracted, s.extractor) == ("", "answer_block>empty")
-    assert s.correct  # an empty extraction maps to the shortest choice, as officially
-    assert not judge("", free_target("1000", "integer")).correct
+    assert (s.extracted, s.extractor, s.answered) == (None, "answer_block>empty", False)
+    assert not s.correct
+    assert s.official_correct  # the official rule maps an empty extraction to the shortest choice
+    assert not judge("", free_target("1000", "integer")).official_correct
 
 
 @pytest.mark.parametrize(("region", "target", "extracted", "rule", "correct"), [
     ("1000", free_target("1000", "integer"), "1000", "int", True),
     ("The answer is 1,000 g. Check: 2 x 500", free_target("1000", "integer"), "1000", "answer_is_number", True),
-    ("roughly 5.5 litres", free_target("5", "integer"), "5.5", "last_number", True),
-    ("area = 25 m^2", free_target("25", "integer"), "25", "last_number", True),
+    ("roughly 5.5 litres", free_target("5", "integer"), "5.5", "sentence_number", True),
+    ("area = 25 m^2", free_target("25", "integer"), "25", "sentence_number", True),
+    ("The bars measure 12 and 25.\nTheir sum is 37", free_target("37", "integer"), "37", "last_number", True),
     ("so **3** groups (of 40 bars)", free_target("3", "integer"), "3", "bold_number", True),
     ("1.20", free_target("1.2", "float", 1), "1.2", "float", True),
-    ("d = 1.23 m", free_target("1.2", "float", 1), "1.23", "last_number", True),
-    ("d = 1.23 m", free_target("1.23", "float", 2), "1.23", "last_number", True),
+    ("d = 1.23 m", free_target("1.2", "float", 1), "1.23", "sentence_number", True),
+    ("d = 1.23 m", free_target("1.23", "float", 2), "1.23", "sentence_number", True),
     ("no idea", free_target("1.2", "float", 1), None, "no_number", False),
     ("[2014,2016]", free_target("[2014, 2016]", "list"), "[2014, 2016]", "bracket_list", True),
     ("years [2014, 2015]", free_target("[2014, 2016]", "list"), "[2014, 2015]", "bracket_list", False),
@@ -246,12 +257,18 @@ def test_score_predictions_rejects_bad_files(tmp_path):
         score_predictions(bad, "extraction")
     with pytest.raises(DataError):
         score_predictions(tmp_path / "absent.json", "extraction")
-    bad.write_text(json.dumps({"1": {"question_type": "free_form", "answer_type": "integer",
-                                     "choices": None, "precision": None, "answer": "3"}}), encoding="utf-8")
-    with pytest.raises(DataError, match="extraction"):
+    bad.write_text(json.dumps({"99": {"question_type": "free_form", "answer_type": "integer",
+                                      "choices": None, "precision": None}}), encoding="utf-8")
+    with pytest.raises(DataError, match="99 has no answer and is not in the data set"):
+        score_predictions(bad, "extraction", data_dir=write_mathvista_fixture(tmp_path / "data", "github"))
+    bad.write_text(json.dumps({"1": {"answer_type": "integer", "choices": None, "precision": None,
+                                     "answer": "3", "extraction": "3"}}), encoding="utf-8")
+    with pytest.raises(DataError, match="question_type"):
         score_predictions(bad, "extraction")
     with pytest.raises(ConfigError):
         score_predictions(bad, "prediction")
+    with pytest.raises(ConfigError):
+        score_predictions(bad, "extraction", scoring="lenient")
 
 
 # --- loading ----------------------------------------------------------------------------------

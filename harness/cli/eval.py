@@ -240,19 +240,27 @@ def _judge_settings(flags: dict[str, Any]) -> Any:
 @click.option("--field", type=click.Choice(["extraction", "response"]), default="extraction", show_default=True,
               help="Score the stored extraction (official path) or extract from the raw response.")
 @click.option("--data-dir", help="Local copy of the data set, where the file lacks answer fields.")
+@click.option("--scoring", type=click.Choice(["strict", "official"]), default="strict", show_default=True,
+              help="With --field response: the harness's strict verdict, or the official pipeline's fallbacks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full JSON, per-item verdicts included.")
-def score_command(suite: str, predictions: str, field: str, data_dir: str | None, as_json: bool) -> None:
+def score_command(suite: str, predictions: str, field: str, data_dir: str | None, scoring: str,
+                  as_json: bool) -> None:
     """Score an external prediction file in a benchmark's official output format.
 
-    Example: harness score --suite mathvista_testmini --predictions output_bard.json --field extraction --json
+    Items that lack the field are scored as no answer (wrong), and the count is printed.
+
+    Example: harness score --suite mathvista_testmini --predictions output_bard.json --field response --scoring official
     """
     from suites import get_suite
 
     s = get_suite(suite)
     if s.score_predictions is None:
         raise ConfigError(f"suite {suite} has no official prediction-file format to score")
-    result = s.score_predictions(Path(predictions), field, Path(data_dir) if data_dir else None)
+    result = s.score_predictions(Path(predictions), field, Path(data_dir) if data_dir else None, scoring)
     if as_json:
         click.echo(json.dumps(result))
-    else:
-        click.echo(f"{suite}: accuracy {result['accuracy']:.4f} on {result['n']} items")
+        return
+    click.echo(f"{suite}: accuracy {result['accuracy']:.4f} on {result['n']} items (--field {field}, scoring "
+               f"{result['scoring']}); no answer: {result['no_answer']}")
+    if result["missing_field"]:
+        click.echo(f"note: {result['missing_field']} item(s) have no {field!r} field: scored as no answer", err=True)

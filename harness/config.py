@@ -12,6 +12,7 @@ from core.errors import ConfigError
 from core.formats import PROMPT_FORMATS
 from harness.backends import BACKENDS, GenerationParams
 from harness.config_types import check_field_types
+from suites.base import SCORING_MODES
 
 QUANTIZATIONS = ("none", "fp8", "bitsandbytes")
 # Engine options of the vllm backend and their defaults; another backend refuses other values.
@@ -42,6 +43,9 @@ class EvalConfig:
                                                                      "('*' for all)"})
     image_size: tuple[int, int] | None = field(default=None, metadata={"help": "resize images to W,H RGB"})
     prompt_format: str = field(default="reasoning-solution", metadata={"help": "prompt format"})
+    scoring: str = field(default="strict", metadata={"help": "strict (the harness's rules; no credit without "
+                                                     "an answer) or official (the benchmark's own fallbacks, "
+                                                     "e.g. MathVista's nearest choice)"})
     limit: int | None = field(default=None, metadata={"help": "first N items of each suite"})
     sample_ids: dict[str, list[str]] = field(default_factory=dict, metadata={
         "help": "suite -> the sample ids to evaluate (default: all), e.g. a training run's held-out items"})
@@ -102,6 +106,8 @@ class EvalConfig:
         if self.prompt_format not in PROMPT_FORMATS:
             raise ConfigError(f"unknown prompt format {self.prompt_format!r}; choose one of: "
                               f"{', '.join(PROMPT_FORMATS)}")
+        if self.scoring not in SCORING_MODES:
+            raise ConfigError(f"unknown scoring {self.scoring!r}; choose one of: {', '.join(SCORING_MODES)}")
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise ConfigError(f"unknown dtype {self.dtype!r}; choose auto, bfloat16, float16 or float32")
         for name, value, low in (("limit", self.limit, 1), ("max_new_tokens", self.max_new_tokens, 1),

@@ -61,11 +61,15 @@ def read_json(path: Path, kind: str = "run") -> Any:
         raise storage_error(exc, "read", path) from exc
 
 
-def check_schema_version(data: Any, path: Path, version: int, kind: str) -> None:
-    """One line when `data` is not an object holding schema_version == `version`: newer (upgrade the
-    harness), older (written before a format change), or none at all (not a file of this kind)."""
+def check_schema_version(data: Any, path: Path, version: int, kind: str, oldest: int | None = None) -> None:
+    """One line when `data` is not an object holding schema_version == `version` (or, with `oldest`,
+    one from `oldest` to `version`, which its owner upgrades as it reads): newer (upgrade the harness),
+    older (written before a format change), or none at all (not a file of this kind)."""
     found = data.get("schema_version") if isinstance(data, dict) else None
     if found == version:
+        return
+    if (oldest is not None and isinstance(found, int) and not isinstance(found, bool)
+            and oldest <= found <= version):
         return
     if isinstance(found, int) and not isinstance(found, bool) and found > version:
         why = "newer than this harness reads; upgrade vlm-math-harness to read it"

@@ -1,5 +1,9 @@
 """Metrics, recomputed from records (and the manifest's run-level measurements) only.
 
+`accuracy` is the verdict of the run's scoring mode (the manifest's `scoring`); `accuracy_strict` and
+`accuracy_official` are both verdicts side by side, and `no_answer_rate` the share of generated
+records from which no answer was extracted (abstentions, empty or unreadable responses).
+
 Accuracy with n samples per prompt is pass@1 averaged over the samples (avg@n): each item's mean
 correctness, averaged over items. The 95% interval is Wilson's. With one sample per item its n is the
 number of items; with several it is the effective sample size of the clustered attempts (Korn and
@@ -63,6 +67,14 @@ def _item_means(records: list[dict[str, Any]], key: str = "correct") -> dict[str
     return {sid: sum(v) / len(v) for sid, v in by_item.items()}
 
 
+def _verdict_accuracy(records: list[dict[str, Any]], key: str) -> float | None:
+    """avg@n accuracy of one verdict (correct_strict, correct_official); None when a record lacks it
+    (a run written before both verdicts were kept, until it is rescored)."""
+    if not records or any(r.get(key) is None for r in records):
+        return None
+    return float(np.mean(list(_item_means(records, key).values())))
+
+
 def suite_metrics(records: list[dict[str, Any]], breakdowns: tuple[str, ...] = (),
                   multi_label: tuple[str, ...] = ()) -> dict[str, Any]:
     item_means = _item_means(records)
@@ -74,6 +86,8 @@ def suite_metrics(records: list[dict[str, Any]], breakdowns: tuple[str, ...] = (
         failures.update(r.get("format_failures") or [])
     out_tokens = [r["n_output_tokens"] for r in records if r.get("n_output_tokens") is not None]
     generated = [r for r in records if r.get("error") is None]
+    # A record written before `answered` existed counts as answered when something was extracted.
+    answered = [r.get("answered", r.get("extracted") is not None) for r in generated]
     reward_means = {}
     for name in ("format", "correctness", "total"):
         vals = [r["rewards"][name] for r in records if (r.get("rewards") or {}).get(name) is not None]
@@ -105,6 +119,9 @@ def suite_metrics(records: list[dict[str, Any]], breakdowns: tuple[str, ...] = (
         "attempts_per_item": attempts,
         "accuracy": accuracy,
         "accuracy_ci95": accuracy_interval(list(item_means.values()), attempts),
+        "accuracy_strict": _verdict_accuracy(records, "correct_strict"),
+        "accuracy_official": _verdict_accuracy(records, "correct_official"),
+        "no_answer_rate": _rate([not a for a in answered]),
         "format_compliance": _rate([bool(r["format_ok"]) for r in applicable]),
         "format_failures": dict(sorted(failures.items())),
         "truncation_rate": _rate([r.get("finish_reason") == "length" for r in generated]),
@@ -241,6 +258,7 @@ def compute_metrics(records: list[dict[str, Any]], manifest: dict[str, Any],
     return {
         "schema_version": METRICS_SCHEMA_VERSION,
         "run_id": manifest.get("run_id"),
+        "scoring": manifest.get("scoring", "strict"),
         "completeness": state,
         "suites": suites,
         "throughput": throughput(records, sessions),

@@ -6,14 +6,18 @@ these types, and tests/test_docs.py checks that it does.
     record_keys()    # ("suite", "sample_id", "attempt", "question", ...): every key a record carries
 
 The manifest's schema_version covers the records too (a record has no version of its own); the metrics
-file carries its own.
+file carries its own. Files of an older version still read: harness/runstore.py upgrades them as it
+reads (OLDEST_READABLE says how far back).
 """
 
 # No `from __future__ import annotations`: on Python 3.11 it hides NotRequired from TypedDict.
 from typing import Any, Literal, NotRequired, TypedDict
 
-MANIFEST_SCHEMA_VERSION = 1
-METRICS_SCHEMA_VERSION = 1
+# 2: records say whether an answer was extracted and carry both verdicts (strict, official); the
+#    manifest names the scoring mode; the metrics add accuracy_strict, accuracy_official, no_answer_rate.
+MANIFEST_SCHEMA_VERSION = 2
+METRICS_SCHEMA_VERSION = 2
+OLDEST_READABLE = 1  # version 1 files are upgraded on reading (see harness/runstore.py)
 
 
 # --- the records: one JSON line per sample and attempt ----------------------------------------------
@@ -79,9 +83,12 @@ class Record(TypedDict):
     image: str | None  # thumbnail file name under images/
     prompt_sha256: str | None
     response: str | None  # None when the sample failed before generation
-    extracted: str | None
+    extracted: str | None  # None: no answer (nothing extracted, an abstention, an empty response)
     extractor: str
-    correct: bool
+    answered: bool  # an answer was extracted
+    correct: bool  # the verdict of the run's scoring mode (the manifest's `scoring`)
+    correct_strict: bool  # the harness's own verdict
+    correct_official: bool | None  # the official-compatible verdict; None in a version 1 run until rescored
     scores: dict[str, dict[str, Any]]  # side-by-side extractions: name -> {extracted, correct, ...}
     rewards: RecordRewards
     format_ok: bool | None
@@ -270,6 +277,7 @@ class Manifest(TypedDict):
     model: ModelInfo
     backend: str
     prompt_format: str
+    scoring: Literal["strict", "official"]  # which verdict `correct` and `accuracy` are
     generation: Generation
     seed: int
     suites: list[SuiteEntry]
@@ -308,8 +316,11 @@ class SuiteMetrics(TypedDict):
     n: int
     n_records: int
     attempts_per_item: int
-    accuracy: float | None
+    accuracy: float | None  # under the run's scoring mode
     accuracy_ci95: list[float]
+    accuracy_strict: float | None
+    accuracy_official: float | None  # None where a record has no official verdict (a version 1 run)
+    no_answer_rate: float | None  # share of generated records without an extracted answer
     format_compliance: float | None
     format_failures: dict[str, int]
     truncation_rate: float | None
@@ -381,6 +392,7 @@ class Memory(TypedDict):
 class Metrics(TypedDict):
     schema_version: int
     run_id: str | None
+    scoring: Literal["strict", "official"]
     completeness: Completeness
     suites: dict[str, SuiteMetrics]
     throughput: Throughput

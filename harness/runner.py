@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,12 @@ from harness.run_session import SessionContext, generate_session, put_in_suite_o
 from harness.runstore import MANIFEST_SCHEMA_VERSION, RunDir, record_key
 from harness.scoring import failed_judgement, judge
 from suites import DEFAULT_SUITES, get_suite
-from suites.base import Item, LoadOptions, Suite, Target
+from suites.base import SCORING_MODES, Item, LoadOptions, Suite, Target
 
 # Settings that must be identical for records of two sessions to belong to one run.
 IDENTITY_KEYS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bit", "quantization", "suites",
                  "split", "variant", "image_size", "prompt_format", "limit", "sample_ids", "max_new_tokens",
-                 "temperature", "top_p", "top_k", "n_samples", "seed", "ignore_eos")
+                 "temperature", "top_p", "top_k", "n_samples", "seed", "ignore_eos", "scoring")
 
 
 @dataclass
@@ -148,6 +149,7 @@ def open_run(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: str,
                   "quantization": cfg.weight_quantization()},
         "backend": cfg.backend,
         "prompt_format": cfg.prompt_format,
+        "scoring": cfg.scoring,
         "generation": cfg.generation().to_dict(),
         "seed": cfg.seed,
         "suites": [p.manifest_entry(cfg) for p in plans],
@@ -175,15 +177,16 @@ def base_record(item: Item) -> dict[str, Any]:
 
 def target_of(record: dict[str, Any]) -> Target:
     return Target.from_dict({**record["target"], "gold": record["gold"], "choices": record["choices"],
-                             "meta": record.get("meta") or {}})
+                             "meta": record.get("meta") or {}, "question": record.get("question")})
 
 
-def score_record(record: dict[str, Any], suite: Suite, fmt: PromptFormat) -> dict[str, Any]:
-    """Fill a record's scoring fields from its response (used live and by rescore)."""
+def score_record(record: dict[str, Any], suite: Suite, fmt: PromptFormat, scoring: str = "strict") -> dict[str, Any]:
+    """Fill a record's scoring fields from its response (used live and by rescore); `correct` is the
+    verdict of `scoring` (strict or official)."""
     if record["response"] is None:
         record.update(failed_judgement(fmt))
     else:
-        record.update(judge(suite, record["response"], fmt, target_of(record)))
+        record.update(judge(suite, record["response"], fmt, target_of(record), scoring=scoring))
     # An imported run keeps the other tool's verdicts beside the harness's (its `external` holds them).
     for name, verdict in ((record.get("external") or {}).get("scores") or {}).items():
         if verdict.get("correct") is not None:
@@ -252,7 +255,7 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
 
     ctx = SessionContext(run=run, backend=backend, fmt=fmt, params=params, session_index=session_index,
                          image_size=cfg.image_size, batch_size=cfg.batch_size, max_concurrency=cfg.max_concurrency,
-                         base_record=base_record, score_record=score_record)
+                         base_record=base_record, score_record=partial(score_record, scoring=cfg.scoring))
 
     def item_done(suite: str, n_records: int) -> None:
         session["n_records"] += n_records
@@ -323,21 +326,29 @@ def judge_run(run: RunDir, manifest: dict[str, Any], judge: JudgeSettings, echo:
 
 
 def rescore(path: str | Path, echo: Callable[[str], None] | None = None,
-            judge: JudgeSettings | None = None, progress: ProgressMode = "off") -> dict[str, Any]:
+            judge: JudgeSettings | None = None, progress: ProgressMode = "off",
+            scoring: str | None = None) -> dict[str, Any]:
     """Re-extract and re-score every record from its response with today's scorers; rewrite metrics.
     With `judge`, an LLM judge pass follows (harness/llm_judge.py); without, earlier verdicts are kept.
 
-    The run is locked meanwhile. An unfinished or duplicated run is rescored too, but its metrics say
-    `complete: false` and echo says why; nothing is repaired here (resume does that)."""
+    scoring: "strict" or "official" makes that the run's scoring mode (recorded in the manifest);
+    None keeps the run's own. The run is locked meanwhile. An unfinished or duplicated run is rescored
+    too, but its metrics say `complete: false` and echo says why; nothing is repaired here (resume
+    does that)."""
+    if scoring is not None and scoring not in SCORING_MODES:
+        raise ConfigError(f"unknown scoring {scoring!r}; choose one of: {', '.join(SCORING_MODES)}")
     run = RunDir(path)
     run.read_manifest()  # a missing or wrong-shaped manifest: one line, before taking the lock
     with DirLock(run.path, "run directory"):
         manifest = run.read_manifest()
         fmt = PROMPT_FORMATS[manifest["prompt_format"]]
+        manifest["scoring"] = scoring or manifest.get("scoring", "strict")
+        manifest["config"]["scoring"] = manifest["scoring"]
+        run.write_manifest(manifest)  # also writes a run read from an older version in today's shape
         records = run.read_records()
         suites = {name: get_suite(name) for name in {r["suite"] for r in records}}
         for r in records:
-            score_record(r, suites[r["suite"]], fmt)
+            score_record(r, suites[r["suite"]], fmt, manifest["scoring"])
         if judge is not None:
             manifest["llm_judge"] = judge_records(records, judge, echo, progress)
             run.write_manifest(manifest)

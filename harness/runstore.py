@@ -9,6 +9,10 @@ these names; every reader and writer goes through RunDir, whose files are typed 
 Crash safety: records are appended as each item's attempts are in, written and flushed at once (fsync
 at most every second), so a killed run loses only the items still in flight; a torn last line is cut
 off when the run is reopened. The manifest and metrics are written to a temporary file and renamed, so they are never half written.
+
+Older versions read: a version 1 run (before scoring modes) is upgraded as it is read: its scoring
+was `strict`, a record's `answered` is whether it has an extracted answer, its `correct_strict` is its
+`correct`, and its `correct_official` is null until `harness rescore` fills it in.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from typing import Any
 
 from core.errors import RunDirError, storage_error
 from harness.jsonfile import check_schema_version, read_json, write_json_atomic, write_text_atomic
-from harness.run_schema import MANIFEST_SCHEMA_VERSION, METRICS_SCHEMA_VERSION, Manifest, Metrics, Record
+from harness.run_schema import (
+    MANIFEST_SCHEMA_VERSION,
+    METRICS_SCHEMA_VERSION,
+    OLDEST_READABLE,
+    Manifest,
+    Metrics,
+    Record,
+)
 
 MANIFEST_FILE = "manifest.json"
 RECORDS_FILE = "records.jsonl"
@@ -79,9 +90,10 @@ class RunDir:
     def read_manifest(self) -> Manifest:
         manifest = read_json(self.manifest_path)
         if isinstance(manifest, dict):  # a non-object gets check_manifest_shape's message
-            check_schema_version(manifest, self.manifest_path, MANIFEST_SCHEMA_VERSION, "run manifest")
+            check_schema_version(manifest, self.manifest_path, MANIFEST_SCHEMA_VERSION, "run manifest",
+                                 oldest=OLDEST_READABLE)
         check_manifest_shape(manifest, self.manifest_path)
-        return manifest
+        return upgrade_manifest(manifest)
 
     def write_manifest(self, manifest: Manifest | dict[str, Any]) -> None:
         write_json_atomic(self.manifest_path, manifest)
@@ -108,7 +120,7 @@ class RunDir:
                 missing = [k for k in ("suite", "sample_id", "attempt") if k not in record]
                 if missing:
                     raise RunDirError(f"{self.records_path}:{lineno} lacks {', '.join(missing)}")
-                yield record
+                yield upgrade_record(record)
 
     def read_records(self) -> list[Record]:
         return list(self.iter_records())
@@ -189,8 +201,41 @@ class RunDir:
 
     def read_metrics(self) -> Metrics:
         metrics = read_json(self.metrics_path)
-        check_schema_version(metrics, self.metrics_path, METRICS_SCHEMA_VERSION, "run metrics")
-        return metrics
+        check_schema_version(metrics, self.metrics_path, METRICS_SCHEMA_VERSION, "run metrics",
+                             oldest=OLDEST_READABLE)
+        return upgrade_metrics(metrics)
+
+
+# --- older versions -------------------------------------------------------------------------------
+def upgrade_manifest(manifest: dict[str, Any]) -> Manifest:
+    """A version 1 manifest in today's shape: its run was scored strictly."""
+    if manifest.get("schema_version") == 1:
+        manifest["scoring"] = "strict"
+        manifest["config"].setdefault("scoring", "strict")
+        manifest["schema_version"] = MANIFEST_SCHEMA_VERSION
+    return manifest
+
+
+def upgrade_record(record: dict[str, Any]) -> Record:
+    """A record written before scoring modes: `answered` and `correct_strict` follow from it, the
+    official verdict is unknown (null) until the run is rescored."""
+    if "correct" in record and "answered" not in record:
+        record["answered"] = record.get("extracted") is not None
+        record["correct_strict"] = record["correct"]
+        record["correct_official"] = None
+    return record
+
+
+def upgrade_metrics(metrics: dict[str, Any]) -> Metrics:
+    """A version 1 metrics file in today's shape: strict accuracy, the rest unknown (null)."""
+    if metrics.get("schema_version") == 1:
+        for suite in (metrics.get("suites") or {}).values():
+            suite.setdefault("accuracy_strict", suite.get("accuracy"))
+            suite.setdefault("accuracy_official", None)
+            suite.setdefault("no_answer_rate", None)
+        metrics.setdefault("scoring", "strict")
+        metrics["schema_version"] = METRICS_SCHEMA_VERSION
+    return metrics
 
 
 def record_key(record: dict[str, Any]) -> tuple[str, str, int]:

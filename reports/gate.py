@@ -22,7 +22,7 @@ from reports.runs import Run, differences, load_run
 from reports.stats import PairedComparison, compare, holm
 
 # Differences that make a comparison meaningless; a train/eval overlap is only a warning.
-BLOCKING = ("suite_missing", "content", "split", "variant", "prompt_format", "generation")
+BLOCKING = ("suite_missing", "content", "split", "variant", "prompt_format", "scoring", "generation")
 
 
 @dataclass

@@ -54,6 +54,7 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "col.checkpoint": ("Checkpoint", "检查点"),
     "col.model_note": ("Model (backend · dtype)", "模型（后端 · 精度）"),
     "col.prompt_format": ("Prompt format", "提示格式"),
+    "col.scoring": ("Scoring", "评分方式"),
     "col.generation": ("Generation", "生成参数"),
     "col.dates": ("Created → finished", "创建 → 完成"),
     "col.commit": ("Harness commit", "评测框架提交"),
@@ -68,14 +69,20 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "summary.intro": (("Accuracy with its 95% interval. Δ is candidate minus baseline in percentage points on the "
                       "items both runs answered, with a paired bootstrap 95% interval. p is McNemar's exact "
                       "test on the items that flipped; Holm p corrects it for every comparison on this page. "
-                      "▲ / ▼ mark changes significant at α = 0.05 after the correction."),
+                      "▲ / ▼ mark changes significant at α = 0.05 after the correction. Accuracy is the run's "
+                      "scoring mode (see Runs); the strict and the official-compatible accuracy stand beside it "
+                      "with their difference, and No answer is the share of responses from which no answer was "
+                      "extracted (abstentions, empty or unreadable responses)."),
                       ("准确率及其 95% 置信区间。Δ 为候选减基线（百分点），基于两次运行都作答的题目，附配对 bootstrap "
                       "95% 区间。p 为对翻转题目做的 McNemar 精确检验；Holm p 对本页所有比较做多重校正。"
-                      "▲ / ▼ 表示校正后在 α = 0.05 下显著的变化。")),
+                      "▲ / ▼ 表示校正后在 α = 0.05 下显著的变化。准确率按运行的评分方式计算（见运行表）；旁边并列"
+                      "严格与官方兼容两种准确率及其差值；未作答为未能提取出答案的回答占比（拒答、空白或无法读取）。")),
     "col.suite": ("Suite", "测试集"),
     "col.n": ("Items", "题数"),
     "col.accuracy": ("Accuracy % [95% CI]", "准确率 % [95% 区间]"),
     "col.format": ("Format %", "格式合规 %"),
+    "col.strict_official": ("Strict / official % (Δ)", "严格 / 官方兼容 % (Δ)"),
+    "col.no_answer": ("No answer %", "未作答 %"),
     "col.delta": ("Δ pts [95% CI]", "Δ 百分点 [95% 区间]"),
     "col.delta_short": ("Δ pts", "Δ 百分点"),
     "col.fixed": ("Fixed", "修复"),

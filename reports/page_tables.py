@@ -69,8 +69,8 @@ def state_tag(run: Any, lang: str) -> str:
 
 def runs_section(ctx: ReportContext, banner: str) -> str:
     head = [tr(k, ctx.lang) for k in ("col.run", "col.model_note", "col.checkpoint",
-                                      "col.prompt_format", "col.generation", "col.dates", "col.commit",
-                                      "col.hardware")]
+                                      "col.prompt_format", "col.scoring", "col.generation", "col.dates",
+                                      "col.commit", "col.hardware")]
     rows = []
     for i, run in enumerate(ctx.runs):
         m = run.manifest
@@ -105,6 +105,7 @@ def runs_section(ctx: ReportContext, banner: str) -> str:
         first = Cell(f"{ctx.chip(i)} {role} {state_tag(run, ctx.lang)}", i)
         rows.append([first, Cell(model_text, str(model.get("id"))),
                      Cell(ckpt_text, ckpt.get("step")), cell(m.get("prompt_format")),
+                     cell(m.get("scoring", "strict")),
                      cell(_generation(m.get("generation") or {}), cls="wrap"),
                      _dates_cell(m), Cell(commit, harness.get("commit")), cell(hardware)])
     return section("runs", "runs.title", ctx.lang, banner + table(head, rows, table_id="runs-table",
@@ -141,10 +142,21 @@ def _accuracy_cell(acc: float | None, ci: list[float] | None, color: str) -> Cel
     return Cell(markup, acc)
 
 
+def _scoring_pair_cell(strict: float | None, official: float | None) -> Cell:
+    """Strict and official-compatible accuracy side by side, with their difference in points."""
+    if strict is None and official is None:
+        return Cell(DASH, None)
+    markup = esc(f"{pct(strict)} / {pct(official)}")
+    if strict is not None and official is not None:
+        markup += f' <span class="ci-text">({esc(pts(official - strict))})</span>'
+    return Cell(markup, strict)
+
+
 def summary_section(ctx: ReportContext) -> str:
     lang = ctx.lang
-    head = [tr(k, lang) for k in ("col.suite", "col.run", "col.n", "col.accuracy", "col.format", "col.delta",
-                                  "col.fixed", "col.broken", "col.p", "col.p_holm", "col.verdict")]
+    head = [tr(k, lang) for k in ("col.suite", "col.run", "col.n", "col.accuracy", "col.strict_official",
+                                  "col.no_answer", "col.format", "col.delta", "col.fixed", "col.broken", "col.p",
+                                  "col.p_holm", "col.verdict")]
     rows = []
     for suite in ctx.suites:
         for i, run in enumerate(ctx.runs):
@@ -153,6 +165,8 @@ def summary_section(ctx: ReportContext) -> str:
                 continue
             base = [cell(suite), Cell(ctx.chip(i), run.label), cell(m.get("n")),
                     _accuracy_cell(m.get("accuracy"), m.get("accuracy_ci95"), ctx.color(i)),
+                    _scoring_pair_cell(m.get("accuracy_strict"), m.get("accuracy_official")),
+                    cell(pct(m.get("no_answer_rate")), m.get("no_answer_rate")),
                     cell(pct(m.get("format_compliance")), m.get("format_compliance"))]
             c = ctx.comparisons.get((i, suite))
             if i == 0 or c is None:

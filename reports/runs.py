@@ -173,8 +173,8 @@ def _generation_differences(base: dict[str, Any], other: dict[str, Any]) -> list
 def differences(runs: list[Run], suites: list[str] | None = None) -> list[tuple[str, str]]:
     """(kind, message) per difference vs runs[0]; kind is one of state (a run that is not finished:
     running, unfinished, duplicated or error), suite_missing, content, split, variant, prompt_format,
-    origin (responses to another tool's prompts: an imported run), generation, overlap. suites: the suites
-    to check (default: every suite of any run)."""
+    origin (responses to another tool's prompts: an imported run), scoring, generation, overlap. suites: the
+    suites to check (default: every suite of any run)."""
     if not runs:
         return []
     base = runs[0]
@@ -207,6 +207,10 @@ def differences(runs: list[Run], suites: list[str] | None = None) -> list[tuple[
                 message = (f"{suite}: prompts differ: {origin(base, suite)} in {base.label}, {origin(run, suite)} "
                            f"in {run.label}")
                 out.append(("origin", message))
+        scoring_a, scoring_b = base.manifest.get("scoring", "strict"), run.manifest.get("scoring", "strict")
+        if scoring_a != scoring_b:
+            out.append(("scoring", (f"scoring {scoring_a!r} in {base.label}, {scoring_b!r} in {run.label} (harness "
+                                   f"rescore RUN --scoring {scoring_a} makes them comparable)")))
         gen = _generation_differences(base.manifest.get("generation") or {}, run.manifest.get("generation") or {})
         if gen:
             out.append(("generation", f"generation differs between {base.label} and {run.label}: {', '.join(gen)}"))

@@ -113,8 +113,8 @@ def test_load_run_refuses_broken_directories(tmp_path):
     with pytest.raises(RunDirError, match="records.jsonl not found"):
         load_run(path)
     manifest = json.loads((path / "manifest.json").read_text())
-    (path / "manifest.json").write_text(json.dumps({**manifest, "schema_version": 2}))
-    with pytest.raises(RunDirError, match="schema version 2 is not supported"):
+    (path / "manifest.json").write_text(json.dumps({**manifest, "schema_version": 99}))
+    with pytest.raises(RunDirError, match="schema version 99 is not supported"):
         load_run(path)
     (path / "manifest.json").unlink()
     with pytest.raises(RunDirError, match="manifest.json not found"):

@@ -10,6 +10,7 @@ from harness.metrics import (
     throughput,
     wilson_interval,
 )
+from harness.run_schema import METRICS_SCHEMA_VERSION
 
 
 def rec(sid, correct, attempt=0, **kw):
@@ -106,4 +107,4 @@ def test_compute_metrics_lists_every_manifest_suite():
     m = compute_metrics([rec("a", True)], manifest, {})
     assert set(m["suites"]) == {"s", "empty"}
     assert m["suites"]["empty"]["n"] == 0 and m["suites"]["empty"]["accuracy"] is None
-    assert m["schema_version"] == 1 and m["run_id"] == "r"
+    assert m["schema_version"] == METRICS_SCHEMA_VERSION and m["run_id"] == "r"

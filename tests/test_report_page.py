@@ -95,8 +95,8 @@ def _row(table: list[list[str]], suite: str, run: str) -> dict[str, str]:
 def test_summary_shows_accuracy_delta_flips_and_paired_tests(tmp_path):
     page = build_report(_pair(tmp_path), tmp_path / "r.html").read_text(encoding="utf-8")
     summary = _tables(page)["summary-table"]
-    assert summary[0] == ["Suite", "Run", "Items", "Accuracy % [95% CI]", "Format %", "Δ pts [95% CI]", "Fixed",
-                          "Broken", "McNemar p", "Holm p", "Change"]
+    assert summary[0] == ["Suite", "Run", "Items", "Accuracy % [95% CI]", "Strict / official % (Δ)", "No answer %",
+                          "Format %", "Δ pts [95% CI]", "Fixed", "Broken", "McNemar p", "Holm p", "Change"]
     base = _row(summary, "synth_arith", "base")
     assert base["Items"] == "10" and base["Accuracy % [95% CI]"].startswith("50.0 [")
     assert base["Change"] == "baseline"
@@ -117,6 +117,25 @@ def test_summary_shows_accuracy_delta_flips_and_paired_tests(tmp_path):
     assert [data["items"][i]["id"] for i in flips["synth_arith"]["fixed"]] == ["a5", "a6", "a7", "a8", "a9"]
     assert [data["items"][i]["id"] for i in flips["synth_arith"]["broken"]] == ["a4"]
     assert len(flips["synth_charts"]["fixed"]) == 7 and flips["synth_charts"]["broken"] == []
+
+
+def test_summary_shows_both_scorings_and_the_no_answer_rate(tmp_path):
+    # q0 right; q1 an abstention the official fallback happens to credit; q2, q3 wrong answers.
+    items = [{"sample_id": "q0", "correct": True}, {"sample_id": "q1", "correct": False, "answered": False,
+                                                    "correct_official": True},
+             {"sample_id": "q2", "correct": False}, {"sample_id": "q3", "correct": False}]
+    base = write_run(tmp_path, "base", {"synth_arith": items})
+    cand = write_run(tmp_path, "cand", {"synth_arith": items})
+    page = build_report([base, cand], tmp_path / "r.html").read_text(encoding="utf-8")
+    row = _row(_tables(page)["summary-table"], "synth_arith", "base")
+    assert row["Accuracy % [95% CI]"].startswith("25.0 [")
+    assert (row["Strict / official % (Δ)"], row["No answer %"]) == ("25.0 / 50.0 (+25.0)", "25.0")
+    runs = _tables(page)["runs-table"]
+    assert runs[0][4] == "Scoring" and runs[1][4] == "strict"
+    manifest = json.loads((cand / "manifest.json").read_text())
+    (cand / "manifest.json").write_text(json.dumps({**manifest, "scoring": "official"}))
+    page = build_report([base, cand], tmp_path / "r2.html").read_text(encoding="utf-8")
+    assert "scoring &#x27;strict&#x27; in base, &#x27;official&#x27; in cand" in page
 
 
 def test_breakdowns_per_category_with_deltas(tmp_path):

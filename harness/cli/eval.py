@@ -27,7 +27,7 @@ def _parse_image_size(value: str | None) -> list[int] | None:
 
 # CLI option -> EvalConfig field, for the options that map one to one.
 _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bit", "split", "variant",
-                "prompt_format", "limit", "max_new_tokens", "temperature", "top_p", "top_k", "n_samples",
+                "prompt_format", "scoring", "limit", "max_new_tokens", "temperature", "top_p", "top_k", "n_samples",
                 "batch_size", "seed", "out", "ignore_eos", "quantization", "max_concurrency",
                 "gpu_memory_utilization", "max_model_len", "tensor_parallel_size", "data_parallel_size",
                 "merge_lora", "base_url", "api_key_env", "request_timeout_s", "max_retries", "retry_backoff_s",
@@ -68,6 +68,9 @@ def judge_options(command: Any) -> Any:
 @click.option("--dtype", help="auto, bfloat16, float16 or float32.")
 @click.option("--load-in-4bit", is_flag=True, default=None, help="bitsandbytes 4-bit weights (CUDA only).")
 @click.option("--prompt-format", help="reasoning-solution, think-answer, boxed or official.")
+@click.option("--scoring", type=click.Choice(["strict", "official"]),
+              help="Which verdict is the accuracy (default strict): the harness's rules, or the benchmark's official "
+              "fallbacks (MathVista: any extraction mapped to the nearest choice). Both are kept in every record.")
 @click.option("--limit", type=int, help="Evaluate the first N items of each suite.")
 @click.option("--max-new-tokens", type=int, help="Generation length limit (default 1024).")
 @click.option("--temperature", type=float, help="0 = greedy (default).")
@@ -191,6 +194,8 @@ def show_command(run: str, as_json: bool) -> None:
 
 @click.command("rescore")
 @click.argument("run", type=click.Path())
+@click.option("--scoring", type=click.Choice(["strict", "official"]),
+              help="Make this the run's scoring mode (recorded in the manifest); default: the run's own.")
 @judge_options
 @click.option("--request-timeout", "request_timeout_s", type=float, default=600.0, show_default=True,
               help="judge: seconds one attempt of a request may take.")
@@ -199,7 +204,7 @@ def show_command(run: str, as_json: bool) -> None:
 @click.option("--retry-backoff", "retry_backoff_s", type=float, default=1.0, show_default=True,
               help="judge: the first wait before a retry, in seconds, doubled each time.")
 @click.option("--quiet", is_flag=True, help="No progress of the judge's calls.")
-def rescore_command(run: str, **judge_flags: Any) -> None:
+def rescore_command(run: str, scoring: str | None, **judge_flags: Any) -> None:
     """Re-extract and re-score every record from its response, then recompute the metrics.
 
     With --judge, an LLM judge then reads the answers the rules could not (every answer with
@@ -209,6 +214,7 @@ def rescore_command(run: str, **judge_flags: Any) -> None:
     An unfinished or duplicated run is rescored too; its metrics file says `complete: false` and a
     warning says why (finish or repair it with `harness eval --out RUN --resume`).
 
+    Example: harness rescore runs/20261120-101500-tiny-qwen2_5_vl-1a2b --scoring official
     Example: harness rescore runs/20261120-101500-tiny-qwen2_5_vl-1a2b --judge http://127.0.0.1:8001/v1
     """
     from harness.report_text import metrics_table
@@ -219,7 +225,7 @@ def rescore_command(run: str, **judge_flags: Any) -> None:
 
     quiet = judge_flags.pop("quiet")
     metrics = rescore(run, echo=lambda m: click.echo(m, err=True), judge=_judge_settings(judge_flags),
-                      progress=default_mode(quiet))
+                      progress=default_mode(quiet), scoring=scoring)
     complete = metrics["completeness"]["complete"]
     metrics_table(RunDir(run).read_manifest(), metrics, state=None if complete else "PARTIAL NUMBERS")
 

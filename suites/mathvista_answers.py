@@ -89,9 +89,10 @@ def _extract_number(text: str, kind: str, abstain: bool) -> tuple[str | None, st
     parts = sentences(text)
     if len(parts) == 1 and numbers_in(text):
         # A one-sentence answer: "There are 2 items sold less than 5 units", "The age gap between the
-        # two people is 10 years": the number a copula introduces, else the first one.
-        stated = [n for m in _COPULA_NUMBER.finditer(text) for n in numbers_in(m.group(1))]
-        return (stated or numbers_in(text))[0], "sentence_number"
+        # two people is 10 years", "at x = 1 the slope is 2.54": the last number a copula introduces,
+        # else the first one.
+        stated = _stated_numbers(text)
+        return (stated[-1] if stated else numbers_in(text)[0]), "sentence_number"
     numbers = find_numbers(text)
     if numbers:
         return numbers[-1], "last_number"

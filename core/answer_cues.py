@@ -39,10 +39,12 @@ _LETTER_IS_CORRECT = re.compile(
 _SMALL = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
 _TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 WORD_VALUES = {w: i for i, w in enumerate(_SMALL)} | {w: 10 * (i + 2) for i, w in enumerate(_TENS)}
-# A number as digits (commas, decimals) or as English words up to ninety-nine ("twenty-one").
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_WORD = "(?:" + "|".join([*_TENS, *_SMALL, *_SCALES]) + ")"
+# A number as digits (commas, decimals), or a run of English number words ("twenty-one", "one thousand",
+# "two hundred and five"), which _word_numbers splits into numbers.
 _NUMBER_OR_WORD = re.compile(
-    r"(?<![\w.])(?:" + "|".join(_TENS) + r")(?:[- ](?:" + "|".join(_SMALL[1:10]) + r"))?(?![\w-])"
-    r"|(?<![\w.])(?:" + "|".join(_SMALL) + r")(?![\w-])"
+    rf"(?<![\w.]){_WORD}(?:(?:[- ]+|\s+and\s+){_WORD})*(?![\w-])"
     r"|-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+",
     re.IGNORECASE,
 )
@@ -103,11 +105,46 @@ def numbers_in(text: str, words: bool = True) -> list[str]:
     for m in _NUMBER_OR_WORD.finditer(text):
         token = m.group(0).lower()
         if token[0].isalpha():
-            parts = re.split(r"[- ]", token)
-            out.append(str(sum(WORD_VALUES[p] for p in parts)))
+            out.extend(str(n) for n in _word_numbers(re.split(r"[- ]+", token)))
         else:
             out.append(token.replace(",", ""))
     return out
+
+
+def _word_numbers(words: list[str]) -> list[int]:
+    """The numbers a run of number words spells: ["one", "thousand"] -> [1000], ["twenty", "one"] ->
+    [21], ["two", "hundred", "and", "five"] -> [205]; a unit after a unit starts a new number
+    (["three", "two"] -> [3, 2]), and so does "and" between plain numbers ("two and three")."""
+    numbers: list[int] = []
+    total = current = 0
+    last: str | None = None
+
+    def flush() -> None:
+        nonlocal total, current
+        if last is not None:
+            numbers.append(total + current)
+        total = current = 0
+
+    for word in words:
+        if word == "and":
+            if last not in _SCALES:
+                flush()
+                last = None
+            continue
+        if word in _SCALES:
+            if word == "hundred":
+                current = max(current, 1) * 100
+            else:
+                total, current = total + max(current, 1) * _SCALES[word], 0
+        else:
+            value = WORD_VALUES[word]
+            follows_tens = last in _TENS and value < 10
+            if last is not None and last not in _SCALES and not follows_tens:
+                flush()
+            current += value
+        last = word
+    flush()
+    return numbers
 
 
 def sentences(text: str) -> list[str]:

@@ -155,9 +155,10 @@ def test_rescore_judges_what_the_rules_cannot_read_and_caches_every_call(tmp_pat
 def test_mathvista_answers_are_extracted_by_the_judge_and_scored_by_the_suite(tmp_path):
     data = write_mathvista_fixture(tmp_path / "mv", n=3)
     problems = fixture_problems(3)
+    # Answers no rule reads (the rules read numbers written as words, so these have none).
     sentences = {"1": "Adding the two bisected halves gives the third of the listed angles.",
-                 "2": "The cup holds one thousand grams when it is full.",
-                 "3": "It is compressed by a bit more than one metre."}
+                 "2": "The cup holds a full kilogram when it is full.",
+                 "3": "It is compressed by a bit more than a metre."}
     responses = {f"mathvista_testmini/{pid}": text for pid, text in sentences.items()}
     extractions = {sentences["1"]: "C", sentences["2"]: "1000", sentences["3"]: "1.5"}
     with OpenAIServer(StandInJudge(extractions), models=("judge-model",)) as server:

@@ -12,6 +12,7 @@ from core.errors import ConfigError
 from core.formats import PROMPT_FORMATS
 from harness.backends import BACKENDS, GenerationParams
 from harness.config_types import check_field_types
+from harness.sharding import parse_shard
 from suites.base import SCORING_MODES
 
 QUANTIZATIONS = ("none", "fp8", "bitsandbytes")
@@ -94,6 +95,8 @@ class EvalConfig:
     judge_cache: str | None = field(default=None, metadata={"help": "judge: the folder of the judge cache "
                                                             "(default: <harness cache>/judge)"})
     seed: int = field(default=0, metadata={"help": "generation and procedural-suite seed"})
+    shard: str | None = field(default=None, metadata={"help": "K/N: evaluate the K-th of N balanced shares of "
+                                                      "every suite's items (merge them with harness merge)"})
     out: str | None = field(default=None, metadata={"help": "run directory; default runs/<run id>"})
 
     def __post_init__(self) -> None:
@@ -147,6 +150,8 @@ class EvalConfig:
                 raise ConfigError("fp8 quantization needs the vllm backend; the transformers backend offers "
                                   "bitsandbytes (4-bit)")
         self._validate_server_options()
+        if self.shard is not None:
+            parse_shard(self.shard)
         if self.image_size is not None and min(self.image_size) < 1:
             raise ConfigError(f"image_size must be two positive integers W,H, got {list(self.image_size)}")
 

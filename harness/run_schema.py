@@ -165,6 +165,16 @@ class Generation(TypedDict):
     ignore_eos: NotRequired[bool]  # benchmarks: exactly max_new_tokens, end-of-sequence ignored
 
 
+class SuiteShard(TypedDict):
+    """A sharded run's share of a suite (harness/sharding.py), and the whole suite it was cut from."""
+
+    index: int  # K of --shard K/N
+    count: int  # N
+    n_items: int  # the whole suite's
+    content_sha256: str  # the whole suite's
+    item_ids: list[str]  # the whole suite's sample ids, in suite order
+
+
 class SuiteEntry(TypedDict):
     name: str
     version: str
@@ -174,6 +184,7 @@ class SuiteEntry(TypedDict):
     image_size: list[int] | None
     n_items: int
     content_sha256: str
+    shard: NotRequired[SuiteShard]
 
 
 class CheckpointEntry(TypedDict):
@@ -216,6 +227,7 @@ class Session(TypedDict):
     writing_s: NotRequired[float]
     wall_s: NotRequired[float]
     streamed: NotRequired[bool]
+    shard: NotRequired[str]  # a merged run: "K/N", the shard whose session it was
 
 
 class Measurements(TypedDict):
@@ -265,6 +277,19 @@ class JudgeInfo(TypedDict):
     wall_s: float
 
 
+class MergedShard(TypedDict):
+    """One entry of a merged run's `shards` (harness/merge.py): where a share came from."""
+
+    index: int
+    count: int
+    path: str
+    run_id: str
+    created: str
+    finished: str | None
+    harness: dict[str, Any]
+    hardware: Hardware
+
+
 class Manifest(TypedDict):
     schema_version: int
     run_id: str
@@ -288,6 +313,7 @@ class Manifest(TypedDict):
     measurements: Measurements
     imported: NotRequired[ImportedFrom]
     llm_judge: NotRequired[JudgeInfo]
+    shards: NotRequired[list[MergedShard]]  # a run merged from shards (harness merge)
 
 
 # --- the metrics ------------------------------------------------------------------------------------

@@ -42,13 +42,15 @@ from harness.run_lifecycle import (
 from harness.run_session import SessionContext, generate_session, put_in_suite_order
 from harness.runstore import MANIFEST_SCHEMA_VERSION, RunDir, record_key
 from harness.scoring import failed_judgement, judge
+from harness.sharding import items_of_shard, parse_shard, shard_entry
 from suites import DEFAULT_SUITES, get_suite
 from suites.base import SCORING_MODES, Item, LoadOptions, Suite, Target
 
 # Settings that must be identical for records of two sessions to belong to one run.
 IDENTITY_KEYS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bit", "quantization", "suites",
                  "split", "variant", "image_size", "prompt_format", "limit", "sample_ids", "max_new_tokens",
-                 "temperature", "top_p", "top_k", "n_samples", "seed", "ignore_eos", "scoring")
+                 "temperature", "top_p", "top_k", "n_samples", "seed", "ignore_eos", "scoring",
+                 "shard")
 
 
 @dataclass
@@ -56,6 +58,7 @@ class SuitePlan:
     suite: Suite
     split: str
     items: list[Item]
+    shard: dict[str, Any] | None = None  # a sharded run: harness/sharding.py's shard_entry of the whole suite
 
     def content_sha256(self) -> str:
         h = hashlib.sha256()
@@ -67,7 +70,8 @@ class SuitePlan:
         return {"name": self.suite.name, "version": self.suite.version, "split": self.split,
                 "source": self.suite.source, "variant": cfg.variant if cfg.variant in self.suite.variants
                 else None, "image_size": list(cfg.image_size) if cfg.image_size else None,
-                "n_items": len(self.items), "content_sha256": self.content_sha256()}
+                "n_items": len(self.items), "content_sha256": self.content_sha256(),
+                **({"shard": self.shard} if self.shard else {})}
 
 
 def plan_suites(cfg: EvalConfig) -> list[SuitePlan]:
@@ -94,6 +98,10 @@ def plan_suites(cfg: EvalConfig) -> list[SuitePlan]:
             keep = set(wanted)
             items = [item for item in items if item.sample_id in keep]
         plan = SuitePlan(suite, split, items[: cfg.limit] if cfg.limit else items)
+        if cfg.shard:  # this process's share of the items chosen above
+            index, count = parse_shard(cfg.shard)
+            plan.shard = shard_entry(suite.name, plan.items, plan.content_sha256(), index, count)
+            plan.items = items_of_shard(plan.items, index, count)
         broken = [item for item in plan.items if item.error is not None]
         if plan.items and len(broken) > MAX_FAILED_SHARE * len(plan.items):
             # Nothing to evaluate: say so before any model loads or any run is written.

@@ -2,8 +2,8 @@
 
 One module per command group: eval.py (eval, show, rescore, score, suites), bench.py (bench),
 models.py (tiny-model, random-model, export), train.py (train, demo), reports.py (report, gate), imports.py
-(import lmms-eval). The libraries below return values and raise HarnessError; this package alone prints and
-exits. `main` is the console script `harness`:
+(import lmms-eval), merge.py (merge). The libraries below return values and raise HarnessError; this package
+alone prints and exits. `main` is the console script `harness`:
 
     harness eval --suite synth_arith --limit 4
     python -m harness.cli eval --suite synth_arith --limit 4
@@ -19,6 +19,7 @@ from core.errors import HarnessError, Interrupted
 from harness.cli.bench import bench_command
 from harness.cli.eval import eval_command, rescore_command, score_command, show_command, suites_command
 from harness.cli.imports import import_group
+from harness.cli.merge import merge_command
 from harness.cli.models import export_command, random_model_command, tiny_model_command
 from harness.cli.reports import gate_command, report_command
 from harness.cli.train import demo_command, train_command
@@ -49,7 +50,7 @@ def cli() -> None:
 
 for _command in (eval_command, suites_command, show_command, rescore_command, score_command,
                  tiny_model_command, random_model_command, export_command, train_command, demo_command, report_command,
-                 gate_command, bench_command, import_group):
+                 gate_command, bench_command, import_group, merge_command):
     cli.add_command(_command)
 
 

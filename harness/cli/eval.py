@@ -31,7 +31,8 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
                 "batch_size", "seed", "out", "ignore_eos", "quantization", "max_concurrency",
                 "gpu_memory_utilization", "max_model_len", "tensor_parallel_size", "data_parallel_size",
                 "merge_lora", "base_url", "api_key_env", "request_timeout_s", "max_retries", "retry_backoff_s",
-                "judge", "judge_base_url", "judge_api_key_env", "judge_all", "judge_max_concurrency", "judge_cache")
+                "judge", "judge_base_url", "judge_api_key_env", "judge_all", "judge_max_concurrency", "judge_cache",
+                "shard")
 
 
 def judge_options(command: Any) -> Any:
@@ -102,6 +103,8 @@ def judge_options(command: Any) -> Any:
               help="openai and judge: the first wait before a retry, in seconds (1), doubled each time.")
 @judge_options
 @click.option("--seed", type=int, help="Generation and procedural-suite seed.")
+@click.option("--shard", help="K/N: evaluate the K-th of N balanced shares of every suite's items (by a hash of "
+              "the sample id; the same share on every rerun); put the shards together with harness merge.")
 @click.option("--out", help="Run directory (default: runs/<run id>).")
 @click.option("--resume", is_flag=True, help="Finish the run in --out: completed samples are kept.")
 @click.option("--config", "config_file", type=click.Path(), help="TOML or JSON file of the same settings.")

@@ -23,15 +23,20 @@ While training writes a checkpoint directory it holds the directory's lock (`.lo
 
     with claimed_checkpoint_dir(Path("checkpoints/gspo-1"), force=False) as out:
         ...  # new or empty (emptied first with force), and no other trainer can write here meanwhile
+    with locked_checkpoint_dir(Path("checkpoints/gspo-1")):
+        ...  # an existing checkpoint directory, kept as it is (a resume), and locked
 """
 
 # No `from __future__ import annotations`: on Python 3.11 it hides NotRequired from TypedDict.
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
 from core.errors import RunDirError, storage_error
-from harness.jsonfile import check_schema_version, read_json, write_json_atomic
+from harness.dirlock import DirLock
+from harness.jsonfile import check_schema_version, read_json, write_json_atomic, write_text_atomic
 from harness.outdirs import claimed_output_dir
 
 CHECKPOINT_FILE = "checkpoint.json"
@@ -86,7 +91,16 @@ class Interruption(TypedDict):
     step: int  # optimizer steps finished; the saved adapter is theirs
     max_steps: int
     forced: bool  # a second signal stopped an update or save under way: the last step may be partial
-    trainer_state: str | None  # TRL's checkpoint-N folder (optimizer, scheduler, RNG) for a future resume
+    trainer_state: str | None  # TRL's checkpoint-N folder (optimizer, scheduler, RNG) that --resume reads
+
+
+class Resume(TypedDict):
+    from_step: int  # the step whose saved trainer state training continued from
+    at: str  # when
+    trainer_state: str  # the state folder, relative to the checkpoint directory
+    dropped_log_rows: int  # training-log lines past from_step (written before the stop), removed
+    exact: bool  # saved at a generation-batch boundary: the continuation is the uninterrupted run's
+    after: str  # the status it resumed from: training (the process was killed or crashed), interrupted, error
 
 
 class CheckpointInfo(TypedDict):
@@ -119,6 +133,7 @@ class CheckpointInfo(TypedDict):
     train_metrics: dict[str, Any] | None  # TRL's train() metrics plus wall_s
     error: NotRequired[str]  # why training stopped (status error)
     interrupted: NotRequired[Interruption]  # status interrupted: the signal, and what was saved
+    resumes: NotRequired[list[Resume]]  # every `harness train --resume` of this run, in order
     training_dir: NotRequired[str]  # an intermediate step's: the training run it belongs to
     merged_from: NotRequired[str]  # a merged export's: the adapter it was merged from
     merged_dtype: NotRequired[str]
@@ -157,6 +172,13 @@ def claimed_checkpoint_dir(out: Path, force: bool = False):
     return claimed_output_dir(Path(out), "checkpoint directory", force)
 
 
+@contextmanager
+def locked_checkpoint_dir(out: Path) -> Iterator[Path]:
+    """An existing checkpoint directory, locked until the block ends and left as it is (a resume)."""
+    with DirLock(Path(out), "checkpoint directory"):
+        yield Path(out)
+
+
 def is_checkpoint_dir(folder: str | Path | None) -> bool:
     """Whether the folder holds a checkpoint record (a trained, intermediate or merged checkpoint)."""
     return bool(folder) and (Path(folder) / CHECKPOINT_FILE).is_file()
@@ -185,6 +207,18 @@ def append_train_log(folder: str | Path, row: TrainLogRow | dict[str, Any]) -> N
             f.flush()
     except OSError as exc:
         raise storage_error(exc, "write", path) from exc
+
+
+def truncate_train_log(folder: str | Path, last_step: int) -> int:
+    """Drop the log lines of steps after last_step (a resume continues from it); returns how many. The
+    file is replaced whole, so a kill meanwhile leaves the old log or the new one."""
+    rows = read_train_log(folder)
+    if rows is None:
+        return 0
+    kept = [row for row in rows if not isinstance(row.get("step"), int) or row["step"] <= last_step]
+    if len(kept) < len(rows):
+        write_text_atomic(Path(folder) / TRAIN_LOG_FILE, "".join(json.dumps(row) + "\n" for row in kept))
+    return len(rows) - len(kept)
 
 
 def read_train_log(folder: str | Path) -> list[TrainLogRow] | None:

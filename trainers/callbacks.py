@@ -25,9 +25,10 @@ def _plain(value: Any) -> Any:
 class TrainLogWriter(TrainerCallback):
     """Appends each TRL log entry to the checkpoint's training log with the step, wall time and peak GPU memory."""
 
-    def __init__(self, out: Path, echo: Callable[[str], None] | None = None, echo_every: int = 10):
+    def __init__(self, out: Path, echo: Callable[[str], None] | None = None, echo_every: int = 10,
+                 wall_offset: float = 0.0):
         self.out = Path(out)
-        self.started = time.monotonic()
+        self.started = time.monotonic() - wall_offset  # a resumed run continues the stopped run's clock
         self.echo, self.echo_every = echo, echo_every
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -15,6 +15,7 @@ algorithms get the same defaults: `--algo grpo` differs in importance_sampling_l
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ REMOVED_FIELDS = {
 DEFAULT_GENERATION_REUSE = 4
 # Set by the trainer itself (the algorithm, the engine, where it writes): not accepted in trl_args.
 RESERVED_TRL_ARGS = {"importance_sampling_level", "output_dir", "use_cpu", "bf16", "fp16", "report_to",
+                     "save_total_limit", "save_only_model",
                      "save_strategy", "generation_kwargs", "remove_unused_columns", "reward_weights"}
 
 
@@ -116,6 +118,9 @@ class TrainConfig:
     mask_truncated_completions: bool = _f(False, "drop truncated completions from the loss")
     logging_steps: int = _f(1, "log every N steps")
     save_steps: int = _f(0, "save an intermediate checkpoint every N steps (0: only at the end)")
+    resume_every: int = _f(20, "save the trainer state (optimizer, scheduler, RNG, data position) every N steps, "
+                               "rounded up to whole generation batches, for `harness train --resume`; 0: only on "
+                               "SIGTERM / SIGINT")
     seed: int = _f(0, "training seed")
     trl_args: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "other GRPOConfig fields, passed through after checking"})
@@ -163,7 +168,7 @@ class TrainConfig:
                 f"the generation batch (per_device_train_batch_size {self.per_device_train_batch_size} x "
                 f"steps_per_generation {self.effective_steps_per_generation()} = {batch}) "
                 f"must be divisible by num_generations {self.num_generations}")
-        for name in ("held_out", "eval_every", "save_steps"):
+        for name in ("held_out", "eval_every", "save_steps", "resume_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.eval_temperature < 0:
@@ -210,6 +215,17 @@ class TrainConfig:
     # --- derived ----------------------------------------------------------------------------------
     def effective_steps_per_generation(self) -> int:
         return self.steps_per_generation or DEFAULT_GENERATION_REUSE * self.gradient_accumulation_steps
+
+    def generation_period(self) -> int:
+        """Optimizer steps from one generation batch to the next: a run saved at a multiple of it resumes
+        exactly where an uninterrupted run would be (no half-used batch of completions to rebuild)."""
+        micro_steps = self.effective_steps_per_generation() * self.num_iterations
+        return math.lcm(micro_steps, self.gradient_accumulation_steps) // self.gradient_accumulation_steps
+
+    def resume_save_steps(self) -> int:
+        """resume_every rounded up to whole generation periods (0: no periodic trainer-state saves)."""
+        period = self.generation_period()
+        return -(-self.resume_every // period) * period if self.resume_every else 0
 
     def effectively_on_policy(self) -> bool:
         """Every update uses the policy that generated its batch: the importance ratio is exactly 1, so

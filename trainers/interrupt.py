@@ -6,7 +6,7 @@ One that arrives during the update, a log write, a save or an evaluation is held
 done, and training stops before the next step starts. A second signal stops at once, whatever runs.
 Either way `trainer.train()` raises `Interrupted`, and `save_interrupted` saves the adapter and the
 processor (a checkpoint that `harness eval --model DIR` evaluates), the trainer state in TRL's own
-layout (optimizer, scheduler, RNG: what a training resume needs; `harness train` has no resume yet),
+layout (optimizer, scheduler, RNG: what `harness train --resume DIR` continues from, trainers/resume.py),
 and marks the checkpoint record (CHECKPOINT_FILE) `interrupted`.
 
     stop = StopOnSignal(say)
@@ -91,10 +91,11 @@ def save_interrupted(trainer: Any, processor: Any, out: Path, info: dict[str, An
                 interrupted={"signal": name, "step": step, "max_steps": max_steps, "forced": forced,
                              "trainer_state": str(state_dir.relative_to(out)) if state_dir else None})
     write_checkpoint(out, info)
-    where = (f"; the optimizer and scheduler state for a future resume are in {state_dir}" if state_dir else "")
+    then = (f"`harness train --resume {out}` continues from step {step}" if state_dir else
+             "its trainer state could not be saved, so `harness train --resume` continues from the last periodic save")
     return Interrupted(f"{name} at step {step} of {max_steps}: the adapter of step {step} is saved in {out} and "
-                       f"{CHECKPOINT_FILE} says interrupted (`harness eval --model {out}` evaluates it). Training "
-                       f"cannot be resumed yet{where}", exc.signum)
+                       f"{CHECKPOINT_FILE} says interrupted (`harness eval --model {out}` evaluates it); {then}",
+                       exc.signum)
 
 
 def _save_trainer_state(trainer: Any) -> Path | None:

@@ -10,6 +10,7 @@ GSPO and GRPO differ in one GRPOConfig field, importance_sampling_level ("sequen
 from __future__ import annotations
 
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -78,7 +79,11 @@ def grpo_kwargs(cfg: TrainConfig, engine: str, device: str, out: Path, suppress:
         "max_steps": cfg.max_steps, "seed": cfg.seed, "data_seed": cfg.seed,
         "reward_weights": [cfg.reward_weights["format"], cfg.reward_weights["correctness"]] + [1.0] * n_extra_rewards,
         "generation_kwargs": {"suppress_tokens": suppress} if suppress else None,
-        "save_strategy": "no", "report_to": "none", "remove_unused_columns": False,
+        # TRL's own checkpoints (trainer/checkpoint-N: optimizer, scheduler, RNG, step) are what --resume
+        # reads; two are kept, so a kill during a save still leaves a whole one.
+        **({"save_strategy": "steps", "save_steps": cfg.resume_save_steps(), "save_total_limit": 2}
+           if cfg.resume_every else {"save_strategy": "no"}),
+        "report_to": "none", "remove_unused_columns": False,
         "use_cpu": device == "cpu", "bf16": str(dtype) == "torch.bfloat16",
         "fp16": str(dtype) == "torch.float16",
         # Unsloth brings its own checkpointing ("unsloth" in get_peft_model); TRL's is off on CPU
@@ -114,7 +119,9 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
 
 
 def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_funcs: Sequence[Callable],
-           echo: Callable[[str], None] | None) -> Path:
+           echo: Callable[[str], None] | None, resume: Any = None) -> Path:
+    """Train into `out` (locked by the caller); with `resume` (a trainers.resume.Continuation, which
+    imports this module), continue the run recorded there."""
     say = echo or (lambda msg: print(msg, file=sys.stderr))
     engine = _start_engine(cfg)
     data, overlap = _guarded_data(cfg, say)
@@ -131,7 +138,10 @@ def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_fu
     args = _grpo_config(kwargs)
     info = _checkpoint_info(cfg, engine, device, model_path, data, overlap, kwargs,
                             [*notes, *substitutions], extra_reward_funcs)
-    run = CheckpointRun(out, info, data, eval_plan(cfg, data.held_out_ids), say)
+    if resume is not None:
+        info = resume.continued_info(info)
+    run = CheckpointRun(out, info, data, eval_plan(cfg, data.held_out_ids), say,
+                        wall_offset=resume.wall_s if resume else 0.0)
     from trainers.interrupt import StopOnSignal
 
     stop = StopOnSignal(say)  # SIGTERM / SIGINT from here on: the trained steps are saved, not lost
@@ -143,8 +153,17 @@ def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_fu
             from trainers.ratios import log_importance_ratios
 
             log_importance_ratios(trainer)
-        say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
-        _train_and_save(trainer, processor, run)
+        from trainers.data_order import replayable_epochs
+
+        replayable_epochs(trainer)  # a resumed run's later epochs get the uninterrupted run's data order
+        if resume is not None:
+            # TRL picks the slice of its buffered generation batch by its micro-step count, which a new
+            # trainer starts at 0: put it where the stopped run was.
+            trainer._step = resume.step * cfg.gradient_accumulation_steps
+            say(f"resuming {cfg.algo} at step {resume.step} of {cfg.max_steps} from {resume.state_dir}")
+        else:
+            say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
+        _train_and_save(trainer, processor, run, str(resume.state_dir) if resume else None)
     if stop.signum is not None:  # it came while the finished checkpoint was being saved
         raise Interrupted(f"{signal.Signals(stop.signum).name} after training: the checkpoint in {out} is "
                           f"complete; its final evaluation was skipped", stop.signum)
@@ -217,6 +236,7 @@ class CheckpointRun:
     data: TrainData
     plan: EvalConfig | None  # the periodic and final evaluation, or None without eval suites
     say: Callable[[str], None]
+    wall_offset: float = 0.0  # a resumed run's training log continues the stopped run's clock
 
     def start(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -250,7 +270,7 @@ class CheckpointRun:
     def callbacks(self, cfg: TrainConfig) -> list[Any]:
         from trainers.callbacks import EveryNSteps, TrainLogWriter
 
-        callbacks: list[Any] = [TrainLogWriter(self.out, self.say, max(1, cfg.max_steps // 8))]
+        callbacks: list[Any] = [TrainLogWriter(self.out, self.say, max(1, cfg.max_steps // 8), self.wall_offset)]
         if self.plan is not None and cfg.eval_every:
             callbacks.append(EveryNSteps(cfg.eval_every, self.evaluate))
         if cfg.save_steps:
@@ -273,15 +293,16 @@ def _trainer(cfg: TrainConfig, model: Any, processor: Any, peft_config: Any, arg
     return trainer
 
 
-def _train_and_save(trainer: Any, processor: Any, run: CheckpointRun) -> None:
-    """Train; save the adapter and the processor; record which LoRA parameters changed. A crash is
-    recorded in the checkpoint record (status error) before it propagates."""
+def _train_and_save(trainer: Any, processor: Any, run: CheckpointRun, resume_from: str | None = None) -> None:
+    """Train (from TRL's saved state `resume_from`, when given); save the adapter and the processor;
+    record which LoRA parameters changed. A crash is recorded in the checkpoint record (status error)
+    before it propagates."""
     import torch
 
     initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     started = time.monotonic()
     try:
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=resume_from)
     except Interrupted as exc:
         from trainers.interrupt import save_interrupted
 
@@ -290,9 +311,8 @@ def _train_and_save(trainer: Any, processor: Any, run: CheckpointRun) -> None:
         run.info.update(status="error", finished=now(), error=f"{type(exc).__name__}: {str(exc)[:500]}")
         run.write()
         raise
-    trainer_dir = run.out / "trainer"  # TRL's output_dir: empty unless save_steps wrote trainer states
-    if trainer_dir.is_dir() and not any(trainer_dir.iterdir()):
-        trainer_dir.rmdir()
+    # TRL's output_dir holds the trainer states that --resume reads; a finished run needs them no more
+    shutil.rmtree(run.out / "trainer", ignore_errors=True)
     trainer.model.save_pretrained(run.out)
     processor.save_pretrained(run.out)
     lora = lora_check(trainer.model)

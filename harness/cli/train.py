@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from core.errors import ConfigError
 from harness.cli.options import parse_data_dirs, parse_set
 
 
@@ -36,15 +37,19 @@ from harness.cli.options import parse_data_dirs, parse_set
 @click.option("--set", "sets", multiple=True, help="Any config key, e.g. --set num_generations=4 (repeatable).")
 @click.option("--out", help="Checkpoint directory (default checkpoints/<algo>-<time>); new or empty unless --force.")
 @click.option("--force", is_flag=True, help="Replace what --out holds (refused otherwise).")
+@click.option("--resume", "resume_dir", help="Continue the stopped or crashed run in this checkpoint directory "
+              "from its last saved step, with its own settings (no other option).")
 def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suites: tuple[str, ...],
-                  sets: tuple[str, ...], config: str | None, force: bool, **flags: Any) -> None:
+                  sets: tuple[str, ...], config: str | None, force: bool, resume_dir: str | None,
+                  **flags: Any) -> None:
     """Train a LoRA checkpoint with GSPO or GRPO (TRL's GRPOTrainer; Unsloth or plain TRL + PEFT).
 
     Rewards are the suites' own: the recipe's format reward, and correctness as the suite's scorer judges
     it (--reward-mode recipe: the Unsloth notebook's string rule instead). Prints the checkpoint directory, which
     `harness eval --model DIR` evaluates. On a CPU it first says what a step will roughly cost (the
     defaults are sized for a GPU; --config cpu-small is not). SIGTERM or Ctrl-C saves the adapter
-    trained so far and marks the checkpoint interrupted (exit 143 or 130).
+    trained so far and marks the checkpoint interrupted (exit 143 or 130); --resume DIR continues a
+    stopped or crashed run from its last saved step (trainer states are saved every resume_every steps).
 
     Example: harness train --algo gspo --config unsloth-recipe --model Qwen/Qwen2.5-VL-7B-Instruct
     --suite mathvista_testmini --split testmini --held-out 100 --eval-suite mathvista_testmini --max-steps 60
@@ -52,6 +57,16 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
     from trainers.config import TrainConfig
 
     given = {k: v for k, v in flags.items() if v is not None}
+    if resume_dir is not None:
+        others = [name for name, value in (("--suite", suites), ("--data-dir", data_dirs), ("--eval-suite", eval_suites),
+                                           ("--set", sets), ("--config", config), ("--force", force)) if value]
+        others += ["--" + name.replace("_", "-") for name in given]
+        if others:
+            raise ConfigError(f"--resume continues a run with its recorded settings; drop {', '.join(others)}")
+        from trainers.resume import resume
+
+        click.echo(str(resume(resume_dir, echo=lambda m: click.echo(m, err=True))))
+        return
     if suites:
         given["suites"] = list(suites)
     if eval_suites:

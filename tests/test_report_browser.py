@@ -102,8 +102,9 @@ def test_page_renders_the_summary_without_errors(browser, report):
     assert rows.count() == 5  # synth_arith x 3 runs, synth_charts x 2
     cand_arith = page.locator("#summary-table tbody tr", has_text="synth_arith").filter(has_text="cand")
     cells = cand_arith.locator("td").all_inner_texts()
-    assert cells[3].startswith("90.0") and cells[5].startswith("+40.0")
-    assert cells[6:10] == ["5", "1", "0.219", "0.219"]
+    assert cells[3].startswith("90.0") and cells[4] == "90.0 / 90.0 (+0.0)" and cells[5] == "0.0"
+    assert cells[7].startswith("+40.0")
+    assert cells[8:12] == ["5", "1", "0.219", "0.219"]
     assert page.locator("#reward-calculator .reward-calc").count() == 1
     assert page.locator('#reward-calculator [data-reward="total"]').inner_text() == "2.6"
     assert page.locator("#item-view .item-card").count() == 1  # the explorer shows its first item
@@ -134,7 +135,7 @@ def test_language_switch_changes_the_page_text(browser, report):
     page.click('.lang-switch button[data-lang="zh"]')
     assert title.inner_text() == STRINGS["zh"]["summary.title"]
     assert page.locator("html").get_attribute("lang") == "zh-CN"
-    assert page.locator("#summary-table th").nth(6).inner_text() == STRINGS["zh"]["col.fixed"]
+    assert page.locator("#summary-table th").nth(8).inner_text() == STRINGS["zh"]["col.fixed"]
     assert page.locator("#flip-list .badge").first.inner_text() == STRINGS["zh"]["dir.fixed"]
     assert page.locator("#flip-search").get_attribute("placeholder") == STRINGS["zh"]["filter.search"]
     assert page.locator("#reward-calculator dt").first.inner_text() == STRINGS["zh"]["rw.formatReward"]

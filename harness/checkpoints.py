@@ -163,6 +163,10 @@ TrainLogRow = TypedDict("TrainLogRow", {
     "grad_norm": float,
     "learning_rate": float,
     "step_time": float,
+    # a step that generated a batch (trainers/rollouts.py): generation time, tokens, their rate
+    "rollout/seconds": float,
+    "rollout/completion_tokens": float,
+    "rollout/tokens_per_s": float,
 }, total=False)
 
 

@@ -24,7 +24,7 @@ from harness.backends.vllm_compat import VllmApi
 
 # Keywords of vllm.SamplingParams that the backend may use (a subset of the real ones).
 SAMPLING_FIELDS = {"n", "max_tokens", "ignore_eos", "temperature", "top_p", "top_k", "seed", "skip_special_tokens",
-                   "repetition_penalty", "logit_bias", "output_kind"}
+                   "repetition_penalty", "logit_bias", "output_kind", "min_p", "logprobs"}
 # Keywords of vllm.LLM / EngineArgs that the backend may use.
 ENGINE_FIELDS = {"model", "revision", "dtype", "quantization", "gpu_memory_utilization", "max_model_len",
                  "tensor_parallel_size", "seed", "limit_mm_per_prompt", "enforce_eager", "trust_remote_code",

@@ -45,6 +45,9 @@ DEFAULT_GENERATION_REUSE = 4
 RESERVED_TRL_ARGS = {"importance_sampling_level", "output_dir", "use_cpu", "bf16", "fp16", "report_to",
                      "save_total_limit", "save_only_model",
                      "save_strategy", "generation_kwargs", "remove_unused_columns", "reward_weights"}
+# GRPOConfig fields that a field of ours sets (on both engines, or for vLLM rollouts).
+TRL_ARGS_OF_FIELDS = {"vllm_gpu_memory_utilization": "gpu_memory_utilization", "vllm_enable_sleep_mode": "vllm_standby",
+                      "vllm_max_model_length": "max_seq_length"}
 
 
 def _f(default: Any, help: str) -> Any:
@@ -130,11 +133,18 @@ class TrainConfig:
     lora_dropout: float = _f(0.0, "LoRA dropout")
     finetune_vision_layers: bool = _f(False, "also train the vision tower's LoRA")
     gradient_checkpointing: bool = _f(True, "gradient checkpointing (Unsloth's own on that engine; off on CPU)")
-    max_seq_length: int = _f(4096, "Unsloth: longest prompt + completion")
-    # Unsloth's vLLM rollouts
-    fast_inference: bool = _f(False, "Unsloth: generate rollouts with vLLM")
-    gpu_memory_utilization: float = _f(0.6, "Unsloth: vLLM's share of GPU memory")
-    vllm_standby: bool = _f(False, "Unsloth: UNSLOTH_VLLM_STANDBY (vLLM sleep mode between rollouts)")
+    max_seq_length: int = _f(4096, "longest prompt + completion: Unsloth's, and colocated vLLM's context")
+    # vLLM rollouts (trainers/rollouts.py): Unsloth's fast_inference, or TRL's use_vllm on the trl engine
+    fast_inference: bool = _f(False, "unsloth engine: generate rollouts with vLLM (Unsloth's engine, colocated)")
+    use_vllm: bool = _f(False, "trl engine: generate rollouts with vLLM (TRL's use_vllm)")
+    vllm_mode: str = _f("colocate", "use_vllm: colocate (vLLM in the training process, on its GPU) or server "
+                                    "(`trl vllm-serve` on another GPU)")
+    vllm_server_base_url: str | None = _f(None, "vllm_mode server: the server's URL (default http://0.0.0.0:8000)")
+    gpu_memory_utilization: float = _f(0.6, "vLLM's share of the GPU's memory, colocated (the rest trains)")
+    vllm_standby: bool = _f(False, "vLLM sleeps between rollouts, its memory lent to training (Unsloth's "
+                                   "UNSLOTH_VLLM_STANDBY, TRL's vllm_enable_sleep_mode)")
+    vllm_importance_sampling_correction: bool = _f(True, "reweight for vLLM's sampling probabilities differing from "
+                                                         "training's (TRL's default; Unsloth's would be off)")
     out: str | None = _f(None, "checkpoint directory; default checkpoints/<algo>-<time>")
 
     def __post_init__(self) -> None:
@@ -146,6 +156,7 @@ class TrainConfig:
                                      ("reward_mode", self.reward_mode, tuple(REWARD_MODES)),
                                      ("loss_type", self.loss_type, LOSS_TYPES),
                                      ("scale_rewards", self.scale_rewards, ("group", "batch", "none")),
+                                     ("vllm_mode", self.vllm_mode, ("colocate", "server")),
                                      ("dtype", self.dtype, ("auto", "bfloat16", "float16", "float32"))):
             if value not in allowed:
                 raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
@@ -171,6 +182,8 @@ class TrainConfig:
         for name in ("held_out", "eval_every", "save_steps", "resume_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         if self.eval_temperature < 0:
             raise ConfigError(f"eval_temperature must be >= 0, got {self.eval_temperature}")
         if self.learning_rate <= 0 or self.beta < 0 or self.epsilon <= 0:
@@ -200,8 +213,9 @@ class TrainConfig:
                 raise ConfigError(f"trl_args.{key}: {REMOVED_FIELDS[key] or 'use warmup_steps'}")
             if key in RESERVED_TRL_ARGS:
                 raise ConfigError(f"trl_args.{key} is set by the trainer (algo, engine, out): remove it")
-            if key in ours:
-                raise ConfigError(f"trl_args.{key}: set it as the top-level key {key} instead")
+            if key in ours or key in TRL_ARGS_OF_FIELDS:
+                field_name = TRL_ARGS_OF_FIELDS.get(key, key)
+                raise ConfigError(f"trl_args.{key}: set it as the top-level key {field_name} instead")
 
     def check_trl_args_known(self) -> None:
         """Separate from validate(): it imports trl, which under Unsloth must wait for `import unsloth`."""

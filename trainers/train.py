@@ -35,6 +35,14 @@ from harness.models import pick_dtype, vision_token_ids
 from trainers.checkpoint import lora_check
 from trainers.config import TrainConfig
 from trainers.data import TrainData, eval_plan, guard, load_training_data, to_trl_dataset
+from trainers.rollouts import (
+    check_rollout_engine,
+    install_rollout_hooks,
+    rollout_generation_kwargs,
+    rollout_notes,
+    rollouts_via_vllm,
+    vllm_grpo_kwargs,
+)
 from trainers.engines import (
     device_of,
     import_unsloth,
@@ -78,7 +86,7 @@ def grpo_kwargs(cfg: TrainConfig, engine: str, device: str, out: Path, suppress:
         "mask_truncated_completions": cfg.mask_truncated_completions, "logging_steps": cfg.logging_steps,
         "max_steps": cfg.max_steps, "seed": cfg.seed, "data_seed": cfg.seed,
         "reward_weights": [cfg.reward_weights["format"], cfg.reward_weights["correctness"]] + [1.0] * n_extra_rewards,
-        "generation_kwargs": {"suppress_tokens": suppress} if suppress else None,
+        "generation_kwargs": rollout_generation_kwargs(suppress, rollouts_via_vllm(cfg, engine)),
         # TRL's own checkpoints (trainer/checkpoint-N: optimizer, scheduler, RNG, step) are what --resume
         # reads; two are kept, so a kill during a save still leaves a whole one.
         **({"save_strategy": "steps", "save_steps": cfg.resume_save_steps(), "save_total_limit": 2}
@@ -90,9 +98,10 @@ def grpo_kwargs(cfg: TrainConfig, engine: str, device: str, out: Path, suppress:
         # (nothing to save there, and it needs inputs that require grad).
         "gradient_checkpointing": cfg.gradient_checkpointing and device == "cuda" and engine == "trl",
         "disable_tqdm": True,
+        **vllm_grpo_kwargs(cfg, engine),
         **cfg.trl_args,
     }
-    return kwargs, notes
+    return kwargs, notes + rollout_notes(cfg, engine)
 
 
 def default_out(cfg: TrainConfig) -> Path:
@@ -153,6 +162,7 @@ def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_fu
             from trainers.ratios import log_importance_ratios
 
             log_importance_ratios(trainer)
+        install_rollout_hooks(trainer, cfg, engine, vision_token_ids(processor), say)
         from trainers.data_order import replayable_epochs
 
         replayable_epochs(trainer)  # a resumed run's later epochs get the uninterrupted run's data order
@@ -177,6 +187,7 @@ def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_fu
 def _start_engine(cfg: TrainConfig) -> str:
     """Pick the engine; Unsloth must be imported before trl, so it is imported here, first."""
     engine = resolve_engine(cfg)
+    check_rollout_engine(cfg, engine, device_of(engine))  # vLLM asked for where it cannot run: before any import
     if engine == "unsloth":
         import_unsloth(cfg)
     cfg.check_trl_args_known()

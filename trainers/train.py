@@ -35,6 +35,13 @@ from harness.models import pick_dtype, vision_token_ids
 from trainers.checkpoint import lora_check
 from trainers.config import TrainConfig
 from trainers.data import TrainData, eval_plan, guard, load_training_data, to_trl_dataset
+from trainers.engines import (
+    device_of,
+    import_unsloth,
+    install_cpu_logprob,
+    load_model,
+    resolve_engine,
+)
 from trainers.rollouts import (
     check_rollout_engine,
     install_rollout_hooks,
@@ -42,13 +49,6 @@ from trainers.rollouts import (
     rollout_notes,
     rollouts_via_vllm,
     vllm_grpo_kwargs,
-)
-from trainers.engines import (
-    device_of,
-    import_unsloth,
-    install_cpu_logprob,
-    load_model,
-    resolve_engine,
 )
 
 ON_POLICY_WARNING = ("GSPO with every update on-policy (num_iterations 1, steps_per_generation {spg} <= "

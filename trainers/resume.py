@@ -6,12 +6,12 @@ states, the RNG states and the trainer state (step, log history); SIGTERM / SIGI
 step where they stop (trainers/interrupt.py). A SIGKILL or a crash leaves the last periodic one, and
 the two newest are kept, so one being written when the process died still leaves a whole one.
 
-What resuming does: it reads the run's recorded config (checkpoint.json; nothing can be changed), loads
+What resuming does: it reads the run's recorded config (the checkpoint record; nothing can be changed), loads
 the same data (refused when its hash differs), takes the newest complete saved state, drops what the
 stopped run wrote past that step (training-log lines, intermediate step saves, periodic evaluations),
 and hands the state to `trainer.train(resume_from_checkpoint=...)`: adapter, optimizer, scheduler and
 RNG are restored, and the data loader skips the batches already trained, so the step count and the
-training log continue where the saved step left them. `checkpoint.json` lists each resume (`resumes`).
+training log continue where the saved step left them. The checkpoint record lists each resume (`resumes`).
 
 Exactness: a state saved at a generation-batch boundary (every periodic save) continues exactly as the
 uninterrupted run would, as far as the hardware repeats its arithmetic (tests/test_resume.py compares
@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, DataError, RunDirError
-from harness.checkpoints import locked_checkpoint_dir, read_checkpoint, read_train_log, truncate_train_log
+from harness.checkpoints import (
+    CHECKPOINT_FILE,
+    locked_checkpoint_dir,
+    read_checkpoint,
+    read_train_log,
+    truncate_train_log,
+)
 from trainers.config import TrainConfig
 
 STATE_PREFIX = "checkpoint-"  # TRL's (transformers') name for a saved trainer state
@@ -88,7 +94,7 @@ def resume(out: str | Path, *, extra_reward_funcs: Sequence[Callable] = (),
 
     out = Path(out)
     info = _resumable_record(out, extra_reward_funcs)
-    cfg, _ = TrainConfig.from_dict(info["config"], f"{out}/checkpoint.json")
+    cfg, _ = TrainConfig.from_dict(info["config"], str(out / CHECKPOINT_FILE))
     with locked_checkpoint_dir(out):
         info = read_checkpoint(out)  # again under the lock: the record another process left
         continuation = _continuation(out, cfg, info)
@@ -101,7 +107,7 @@ def _resumable_record(out: Path, extra_reward_funcs: Sequence[Callable]) -> dict
         raise RunDirError(f"{out} is not a folder: nothing to resume")
     info = read_checkpoint(out)
     if info is None:
-        raise RunDirError(f"{out} holds no checkpoint.json: not a training run, nothing to resume")
+        raise RunDirError(f"{out} holds no {CHECKPOINT_FILE}: not a training run, nothing to resume")
     if info.get("training_dir") or info.get("merged_from"):
         origin = info.get("training_dir") or info.get("merged_from")
         raise RunDirError(f"{out} is a saved step or a merged export of {origin}: resume that run instead")

@@ -15,6 +15,8 @@ knows their names and shapes; the trainer writes, and evaluation, reports and be
 
     info = read_checkpoint("checkpoints/gspo-1")   # None when the folder holds no checkpoint record
     rows = read_train_log("checkpoints/gspo-1")     # None when there is no log
+    for saved in saved_steps("checkpoints/gspo-1"): # every evaluable adapter: steps/step-N, then the final one
+        print(saved.step, saved.path)
 
 checkpoint.json carries the schema version of the directory (the training log included); reading one
 of another version is a one-line SchemaVersionError.
@@ -31,6 +33,7 @@ While training writes a checkpoint directory it holds the directory's lock (`.lo
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -40,6 +43,7 @@ from harness.jsonfile import check_schema_version, read_json, write_json_atomic,
 from harness.outdirs import claimed_output_dir
 
 CHECKPOINT_FILE = "checkpoint.json"
+STEPS_DIR = "steps"
 CHECKPOINT_SCHEMA_VERSION = 1
 TRAIN_LOG_FILE = "train_log.jsonl"
 KIND = "vlm-math-harness checkpoint"
@@ -181,6 +185,34 @@ def locked_checkpoint_dir(out: Path) -> Iterator[Path]:
     """An existing checkpoint directory, locked until the block ends and left as it is (a resume)."""
     with DirLock(Path(out), "checkpoint directory"):
         yield Path(out)
+
+
+def step_dir(folder: str | Path, step: int) -> Path:
+    """Where training saves the adapter of an intermediate step."""
+    return Path(folder) / STEPS_DIR / f"step-{step:06d}"
+
+
+@dataclass(frozen=True)
+class SavedStep:
+    step: int
+    path: Path  # a checkpoint directory holding that step's adapter (`harness eval --model PATH`)
+    final: bool  # the training directory itself: its finished or interrupted adapter
+
+
+def saved_steps(folder: str | Path) -> list[SavedStep]:
+    """Every adapter a training run has saved so far, by step: the intermediate saves (steps/step-N,
+    each written before its record) and, once training finished or was interrupted, the directory's own.
+    A run still training (or one that failed) contributes its intermediate saves only."""
+    folder = Path(folder)
+    found: dict[int, SavedStep] = {}
+    for path in sorted((folder / STEPS_DIR).glob("step-*")):
+        info = read_checkpoint(path) if path.is_dir() else None
+        if info is not None and isinstance(info.get("steps"), int):
+            found[info["steps"]] = SavedStep(info["steps"], path, final=False)
+    info = read_checkpoint(folder)
+    if info is not None and info.get("status") in ("finished", "interrupted") and isinstance(info.get("steps"), int):
+        found[info["steps"]] = SavedStep(info["steps"], folder, final=True)
+    return [found[step] for step in sorted(found)]
 
 
 def is_checkpoint_dir(folder: str | Path | None) -> bool:

@@ -37,6 +37,7 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "nav.items": ("Item explorer", "逐题对比"),
     "nav.efficiency": ("Efficiency", "效率"),
     "nav.training": ("Training", "训练"),
+    "nav.sweep": ("Checkpoint sweep", "检查点扫描"),
     "nav.rewards": ("Reward calculator", "奖励计算器"),
     "sort.hint": ("Click to sort", "点击排序"),
     # runs and comparability
@@ -212,6 +213,26 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "train.peak_memory": ("Peak GPU memory (MiB)", "GPU 显存峰值（MiB）"),
     "plot.step": ("training step", "训练步数"),
     "plot.accuracy": ("accuracy %", "准确率 %"),
+    "plot.no_answer": ("no answer %", "未作答 %"),
+    "plot.format": ("format compliance %", "格式合规 %"),
+    # checkpoint sweep
+    "sweep.title": ("Checkpoint sweep", "检查点扫描"),
+    "sweep.intro": (("The saved steps of a training run evaluated by harness sweep: every step on the first items "
+                     "of each suite (solid), then the best of them on the whole suites (dashed); each point is an "
+                     "ordinary run directory."),
+                    ("harness sweep 对训练保存的各步检查点的评测：先在每个测试集的前若干题上评测每一步（实线），"
+                     "再在完整测试集上评测其中最好的几步（虚线）；每个点都是一个普通的运行目录。")),
+    "sweep.none": ("None of these runs belongs to a checkpoint sweep (harness sweep).",
+                   "这些运行都不属于检查点扫描（harness sweep）。"),
+    "sweep.subset": ("every step, first items", "每一步，前若干题"),
+    "sweep.full": ("best steps, whole suites", "最好的几步，完整测试集"),
+    "sweep.settings": ("Settings:", "设置："),
+    "sweep.table": ("Table of the sweep", "扫描结果表"),
+    "sweep.pending": ("Runs listed in the sweep but not finished (run harness sweep again to finish them):",
+                      "扫描中列出但尚未完成的运行（再次运行 harness sweep 即可完成）："),
+    "col.sweep_stage": ("Stage", "阶段"),
+    "col.run_dir": ("Run directory", "运行目录"),
+    "col.accuracy_pct": ("Accuracy %", "准确率 %"),
     # reward calculator
     "rewards.title": ("Reward calculator", "奖励计算器"),
     "rewards.intro": (("Paste a response to see the rewards it earns under the recipe reward mode (the Unsloth "

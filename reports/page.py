@@ -24,6 +24,7 @@ from harness.jsonfile import write_text_atomic
 from reports.i18n import HTML_LANG, STRINGS, check_lang, text
 from reports.page_html import ReportContext, esc, inline_script, json_script, tr
 from reports.page_items import explorer_section, flips_section, items_payload
+from reports.page_sweep import expand_sweep_dirs, sweep_section
 from reports.page_tables import (
     breakdowns_section,
     comparability_banner,
@@ -40,7 +41,7 @@ from reports.stats import compare_all
 ASSETS = Path(__file__).parent / "assets"
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
        "base-uri 'none'; form-action 'none'")
-NAV = ("runs", "summary", "breakdowns", "format", "flips", "items", "efficiency", "training", "rewards")
+NAV = ("runs", "summary", "breakdowns", "format", "flips", "items", "efficiency", "training", "sweep", "rewards")
 
 
 def _asset(name: str) -> str:
@@ -103,6 +104,7 @@ def render_page(ctx: ReportContext, title: str | None, comparability_notes: list
         explorer_section(ctx),
         efficiency_section(ctx),
         training_section(ctx),
+        sweep_section(ctx),
         _rewards_section(ctx),
     ]
     return "".join([
@@ -127,12 +129,13 @@ def render_page(ctx: ReportContext, title: str | None, comparability_notes: list
 
 def build_report(run_paths, out_path, *, title: str | None = None, lang: str = "en") -> Path:
     """Write the comparison page of run_paths (the first is the baseline) to out_path; returns its path.
+    A `harness sweep` directory among them stands for its runs (reports/page_sweep.py).
 
     Raises ConfigError for fewer than two runs or an unknown language, RunDirError for an unreadable
     run directory, StorageError when the page cannot be written.
     """
     check_lang(lang)
-    paths = list(run_paths)
+    paths = expand_sweep_dirs([str(p) for p in run_paths])  # a sweep directory stands for its runs
     if len(paths) < 2:
         raise ConfigError(f"a report compares at least two runs (the first is the baseline), got {len(paths)}")
     runs = load_runs(paths)

@@ -10,6 +10,7 @@ from harness.checkpoints import CheckpointInfo, TrainLogRow
 from harness.config import field_help
 from harness.judge_cache import JudgeCacheEntry
 from harness.run_schema import Manifest, Metrics, Record
+from harness.sweeps import SweepInfo
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -50,6 +51,7 @@ def documented_words(section: str) -> set[str]:
     (Metrics, "run-directory.md", "metrics.json"),
     (CheckpointInfo, "training.md", "checkpoint.json"),
     (TrainLogRow, "training.md", "Periodic evaluation and logs"),
+    (SweepInfo, "training.md", "sweep.json"),
     (JudgeCacheEntry, "judge.md", "The judge cache"),
 ], ids=lambda v: getattr(v, "__name__", None))
 def test_every_key_of_a_format_type_is_documented(typed_dict, page, heading):

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OWNERS = {"manifest.json": "harness/runstore.py", "records.jsonl": "harness/runstore.py",
           "metrics.json": "harness/runstore.py", "checkpoint.json": "harness/checkpoints.py",
           "train_log.jsonl": "harness/checkpoints.py", "bench.json": "harness/benchstore.py",
-          "judge_cache.jsonl": "harness/judge_cache.py"}
+          "judge_cache.jsonl": "harness/judge_cache.py", "sweep.json": "harness/sweeps.py"}
 
 
 def source_files() -> list[str]:

@@ -28,6 +28,7 @@ from harness.checkpoints import (
     TRAIN_LOG_FILE,
     claimed_checkpoint_dir,
     is_checkpoint_dir,
+    step_dir,
     write_checkpoint,
 )
 from harness.config import EvalConfig
@@ -258,15 +259,15 @@ class CheckpointRun:
         write_checkpoint(self.out, self.info)
 
     def save_step(self, step: int, live_model: Any, live_processor: Any) -> Path:
-        step_dir = self.out / "steps" / f"step-{step:06d}"
-        if is_checkpoint_dir(step_dir):  # saved already (save_steps and eval_every coincide)
-            return step_dir
-        live_model.save_pretrained(step_dir)
-        live_processor.save_pretrained(step_dir)
-        self.data.fingerprints.save(step_dir)
-        write_checkpoint(step_dir, {**self.info, "status": "intermediate", "steps": step,
-                                    "training_dir": str(self.out.resolve())})
-        return step_dir
+        saved = step_dir(self.out, step)
+        if is_checkpoint_dir(saved):  # saved already (save_steps and eval_every coincide)
+            return saved
+        live_model.save_pretrained(saved)
+        live_processor.save_pretrained(saved)
+        self.data.fingerprints.save(saved)
+        write_checkpoint(saved, {**self.info, "status": "intermediate", "steps": step,
+                                 "training_dir": str(self.out.resolve())})
+        return saved
 
     def evaluate(self, step: int, live_model: Any, live_processor: Any) -> None:
         self._record_eval(self.save_step(step, live_model, live_processor), step)

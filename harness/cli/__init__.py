@@ -1,8 +1,8 @@
 """`harness`: the one command line, a thin layer over the libraries. Each command's docstring is its --help.
 
 One module per command group: eval.py (eval, show, rescore, score, suites), bench.py (bench),
-models.py (tiny-model, random-model, export), train.py (train, demo), reports.py (report, gate), imports.py
-(import lmms-eval), merge.py (merge). The libraries below return values and raise HarnessError; this package
+models.py (tiny-model, random-model, export), train.py (train, demo), sweep.py (sweep), reports.py (report,
+gate), imports.py (import lmms-eval), merge.py (merge). The libraries below return values and raise HarnessError; this package
 alone prints and exits. `main` is the console script `harness`:
 
     harness eval --suite synth_arith --limit 4
@@ -22,6 +22,7 @@ from harness.cli.imports import import_group
 from harness.cli.merge import merge_command
 from harness.cli.models import export_command, random_model_command, tiny_model_command
 from harness.cli.reports import gate_command, report_command
+from harness.cli.sweep import sweep_command
 from harness.cli.train import demo_command, train_command
 
 
@@ -50,7 +51,7 @@ def cli() -> None:
 
 for _command in (eval_command, suites_command, show_command, rescore_command, score_command,
                  tiny_model_command, random_model_command, export_command, train_command, demo_command, report_command,
-                 gate_command, bench_command, import_group, merge_command):
+                 gate_command, bench_command, import_group, merge_command, sweep_command):
     cli.add_command(_command)
 
 

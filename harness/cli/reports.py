@@ -18,7 +18,8 @@ def report_command(runs: tuple[str, ...], out: str, title: str | None, lang: str
     """Write one self-contained HTML page comparing runs; the first RUN is the baseline.
 
     Bench directories (from `harness bench`) get the bench page instead: one or more of them side by
-    side, with each one's throughput as a ratio to the first.
+    side, with each one's throughput as a ratio to the first. A sweep directory (from `harness sweep`)
+    stands for its runs and adds accuracy, no-answer rate and format compliance against step.
 
     Example: harness report runs/base runs/candidate -o report.html --title "GSPO step 40"
     """

@@ -134,7 +134,7 @@ class CheckpointInfo(TypedDict):
     hardware: dict[str, Any]
     lora: LoraCheck | None
     evals: list[PeriodicEval]
-    train_metrics: dict[str, Any] | None  # TRL's train() metrics plus wall_s
+    train_metrics: dict[str, Any] | None  # TRL's train() metrics plus wall_s and nvml_peak_used_mib (None on CPU)
     error: NotRequired[str]  # why training stopped (status error)
     interrupted: NotRequired[Interruption]  # status interrupted: the signal, and what was saved
     resumes: NotRequired[list[Resume]]  # every `harness train --resume` of this run, in order

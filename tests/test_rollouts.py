@@ -211,11 +211,22 @@ def test_the_training_log_has_rollout_throughput(tmp_path, tiny_model_dir):
     from harness.checkpoints import read_train_log
     from trainers.train import train
 
-    cfg = TrainConfig.from_dict({"model": str(tiny_model_dir), "engine": "trl", "limit": 8, "max_steps": 2,
+    from trainers.bench import compare
+
+    cfg = TrainConfig.from_dict({"model": str(tiny_model_dir), "engine": "trl", "limit": 8, "max_steps": 3,
                                  "per_device_train_batch_size": 4, "num_generations": 4, "max_completion_length": 6,
                                  "steps_per_generation": 1, "out": str(tmp_path / "ckpt")})[0]
-    rows = [r for r in read_train_log(train(cfg, echo=lambda _: None)) if "loss" in r]
-    assert [r["step"] for r in rows] == [1, 2]  # one generation batch per step here
+    ckpt = train(cfg, echo=lambda _: None)
+    rows = [r for r in read_train_log(ckpt) if "loss" in r]
+    assert [r["step"] for r in rows] == [1, 2, 3]  # one generation batch per step here
     for row in rows:
         assert row["rollout/seconds"] > 0 and 4 <= row["rollout/completion_tokens"] <= 4 * 6
         assert row["rollout/tokens_per_s"] == pytest.approx(row["rollout/completion_tokens"] / row["rollout/seconds"])
+    # the benchmark's summary (docs/benchmarks/train_h200.sh): steps after the first, tokens over generation time
+    (summary,), table = compare({"trl": ckpt}, "trl")
+    assert summary["timed_steps"] == 2 and summary["use_vllm"] is False
+    tokens = sum(r["rollout/completion_tokens"] for r in rows[1:])
+    assert summary["rollout_tokens_per_s"] == round(tokens / sum(r["rollout/seconds"] for r in rows[1:]), 1)
+    assert summary["mean_step_wall_s"] == round((rows[2]["wall_s"] - rows[0]["wall_s"]) / 2, 3)
+    assert summary["nvml_peak_used_mib"] is None and summary["speedup_vs_base"] == 1.0  # no GPU here
+    assert table.count("\n") == 3 and "| trl | trl | no | 2 |" in table

@@ -9,11 +9,22 @@ Each configuration runs `harness train` in a fresh process (Unsloth patches TRL 
 memory must not carry over), with identical settings apart from the engine; the numbers come from the
 checkpoint's training log: the median step time over the steps after the first (which carries
 compilation and warm-up), the first step's time, and the peak allocated GPU memory.
+
+`--summarize NAME=CHECKPOINT_DIR` (repeatable) tabulates training runs made elsewhere instead, e.g. the
+7B rows of docs/benchmarks/train_h200.sh, each as a ratio to the `--base` row:
+
+    python -m trainers.bench --out res --summarize trl=ck/trl --summarize trl-vllm=ck/trl-vllm --base trl
+
+Over the steps after the first: the mean wall time per step (the training log's clock, so generation,
+backward, optimizer and logging), TRL's step_time, and rollout tokens/s (completion tokens over the
+time spent generating them, `rollout/*` in the log); peak memory as torch allocated it and as the
+driver saw it (NVML, vLLM's pool included).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -36,11 +47,48 @@ def summarize(checkpoint: Path) -> dict[str, Any]:
     times = [r["step_time"] for r in steps]
     peaks = [r["peak_gpu_memory_mib"] for r in rows if r.get("peak_gpu_memory_mib") is not None]
     info = read_checkpoint(checkpoint) or {}
+    timed = steps[1:]  # the first step carries compilation, engine warm-up and the first weight sync
+    walls = [b["wall_s"] - a["wall_s"] for a, b in itertools.pairwise(steps)]
+    rollout_s = sum(r.get("rollout/seconds") or 0.0 for r in timed)
+    rollout_tokens = sum(r.get("rollout/completion_tokens") or 0.0 for r in timed)
     return {"steps": len(times), "first_step_s": round(times[0], 3) if times else None,
             "median_step_s": round(statistics.median(times[1:]), 3) if len(times) > 1 else None,
+            "timed_steps": len(timed), "mean_step_wall_s": round(statistics.mean(walls), 3) if walls else None,
+            "mean_step_time_s": round(statistics.mean(times[1:]), 3) if len(times) > 1 else None,
+            "rollout_tokens_per_s": round(rollout_tokens / rollout_s, 1) if rollout_s else None,
+            "rollout_share": round(rollout_s / sum(times[1:]), 3) if rollout_s and sum(times[1:]) else None,
             "peak_allocated_mib": max(peaks) if peaks else None,
+            "nvml_peak_used_mib": (info.get("train_metrics") or {}).get("nvml_peak_used_mib"),
             "train_runtime_s": (info.get("train_metrics") or {}).get("train_runtime"),
-            "lora_all_nonzero": (info.get("lora") or {}).get("all_nonzero"), "engine": info.get("engine")}
+            "lora_all_nonzero": (info.get("lora") or {}).get("all_nonzero"), "engine": info.get("engine"),
+            "generation_kwargs": (info.get("grpo_config") or {}).get("generation_kwargs"),
+            "use_vllm": (info.get("grpo_config") or {}).get("use_vllm", False), "status": info.get("status")}
+
+
+def compare(named: dict[str, Path], base: str) -> tuple[list[dict[str, Any]], str]:
+    """Each run's summary and its ratios to the `base` row (step time: base / row, so above 1 is faster;
+    tokens/s and memory: row / base); and the Markdown table of them."""
+    rows = [{"name": name, **summarize(path)} for name, path in named.items()]
+    ref = next((r for r in rows if r["name"] == base), None)
+    if ref is None:
+        raise SystemExit(f"--base {base} is not one of the rows: {', '.join(named)}")
+
+    def ratio(a: Any, b: Any) -> float | None:
+        return round(a / b, 2) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+
+    for r in rows:
+        r["speedup_vs_base"] = ratio(ref["mean_step_wall_s"], r["mean_step_wall_s"])
+        r["rollout_tokens_per_s_vs_base"] = ratio(r["rollout_tokens_per_s"], ref["rollout_tokens_per_s"])
+        r["nvml_peak_vs_base"] = ratio(r["nvml_peak_used_mib"], ref["nvml_peak_used_mib"])
+    head = ("| row | engine | vLLM | timed steps | mean step s (wall) | speed-up vs " + base + " | TRL step_time s | "
+            "rollout tokens/s | vs " + base + " | rollout share | peak allocated MiB | NVML peak MiB | vs " + base
+            + " |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    body = "".join(
+        f"| {r['name']} | {r['engine']} | {'yes' if r['use_vllm'] else 'no'} | {r['timed_steps']} | "
+        f"{r['mean_step_wall_s']} | {r['speedup_vs_base']} | {r['mean_step_time_s']} | {r['rollout_tokens_per_s']} | "
+        f"{r['rollout_tokens_per_s_vs_base']} | {r['rollout_share']} | {r['peak_allocated_mib']} | "
+        f"{r['nvml_peak_used_mib']} | {r['nvml_peak_vs_base']} |\n" for r in rows)
+    return rows, head + body
 
 
 def run_one(out: Path, engine: str, arch: str, algo: str, steps: int, model: str) -> dict[str, Any]:
@@ -77,7 +125,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--algos", default="gspo,grpo")
     parser.add_argument("--warm-start", type=int, default=150,
                         help="supervised warm-start steps first, so that the rewards vary (0: the random model)")
+    parser.add_argument("--summarize", action="append", default=[], metavar="NAME=CHECKPOINT_DIR",
+                        help="tabulate these finished runs (no training here); repeatable")
+    parser.add_argument("--base", help="with --summarize: the row the ratios are to (default: the first)")
     args = parser.parse_args(argv)
+    if args.summarize:
+        named = dict(item.split("=", 1) for item in args.summarize)
+        rows, table = compare({k: Path(v) for k, v in named.items()}, args.base or next(iter(named)))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "rows.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (args.out / "rows.md").write_text(table)
+        print(table)
+        return
     from harness.tiny_model import default_tiny_model
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -311,10 +311,14 @@ def _train_and_save(trainer: Any, processor: Any, run: CheckpointRun, resume_fro
     before it propagates."""
     import torch
 
+    from harness.gpu_memory import NvmlSampler
+
     initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     started = time.monotonic()
     try:
-        result = trainer.train(resume_from_checkpoint=resume_from)
+        # the device's memory in use as the driver sees it: torch's peak misses what vLLM and NCCL hold
+        with NvmlSampler(interval_s=0.2) as memory:
+            result = trainer.train(resume_from_checkpoint=resume_from)
     except Interrupted as exc:
         from trainers.interrupt import save_interrupted
 
@@ -333,7 +337,8 @@ def _train_and_save(trainer: Any, processor: Any, run: CheckpointRun, resume_fro
     lora["unchanged"] = sorted(n for n, p in initial.items() if torch.equal(p, params[n].detach()))[:50]
     lora["trainable_outside_lora"] = sorted(n for n in initial if "lora_" not in n)[:50]
     run.info.update(status="finished", finished=now(), steps=trainer.state.global_step, lora=lora,
-                    train_metrics={**result.metrics, "wall_s": round(time.monotonic() - started, 2)})
+                    train_metrics={**result.metrics, "wall_s": round(time.monotonic() - started, 2),
+                                   "nvml_peak_used_mib": memory.peak_used_mib})
     run.write()
 
 

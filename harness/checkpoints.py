@@ -65,6 +65,9 @@ class TrainData(TypedDict):
     n_items: int
     sha256: str  # over the items' content hashes
     held_out: HeldOut
+    kinds: NotRequired[dict[str, int]]  # {image, text}: items with a picture, items without
+    # with mixing weights, per suite: weight, share, available, used, repeated; null without
+    mix: NotRequired[dict[str, Any] | None]
 
 
 class LoraCheck(TypedDict):

@@ -68,10 +68,15 @@ class TrainConfig:
     suites: list[str] = field(default_factory=lambda: ["synth_charts"],
                                 metadata={"help": "suites whose split is the training data"})
     split: str = _f("train", "split of the training suites")
+    suite_splits: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "a training suite's own split, overriding split, e.g. {mathvista_testmini: testmini} beside gsm8k's train"})
     data_dir: dict[str, str] = field(default_factory=dict, metadata={"help": "suite -> local data dir ('*' for all)"})
     dataset: str | None = _f(None, "a local dataset (parquet, jsonl or json: image, question, answer "
                                    "[, choices, sample_id]) used instead of suites")
-    limit: int | None = _f(None, "first N training items")
+    limit: int | None = _f(None, "first N items of each training source (suite or dataset)")
+    mix: dict[str, float] = field(default_factory=dict, metadata={
+        "help": "mixing weights of the training suites, e.g. {gsm8k: 1, mathvista_testmini: 3}: each suite's "
+                "share of the training items (repeated or drawn to fit); default: every item once"})
     held_out: int = _f(0, "hold out N seeded items of the training data for evaluation (the recipe "
                           "that trains on MathVista testmini holds out 100)")
     held_out_seed: int = _f(0, "seed of the held-out draw")
@@ -191,6 +196,8 @@ class TrainConfig:
         if set(self.reward_weights) != set(DEFAULT_REWARD_WEIGHTS):
             raise ConfigError(f"reward_weights must give exactly {', '.join(DEFAULT_REWARD_WEIGHTS)}, "
                               f"got {', '.join(self.reward_weights) or 'nothing'}")
+        if any(w <= 0 for w in self.mix.values()):
+            raise ConfigError(f"mix weights must be > 0, got {self.mix}")
         if self.image_size is not None and min(self.image_size) < 1:
             raise ConfigError(f"image_size must be two positive integers W,H, got {list(self.image_size)}")
         if not self.suites and not self.dataset:
@@ -229,6 +236,9 @@ class TrainConfig:
     # --- derived ----------------------------------------------------------------------------------
     def effective_steps_per_generation(self) -> int:
         return self.steps_per_generation or DEFAULT_GENERATION_REUSE * self.gradient_accumulation_steps
+
+    def split_of(self, suite: str) -> str:
+        return self.suite_splits.get(suite, self.split)
 
     def generation_period(self) -> int:
         """Optimizer steps from one generation batch to the next: a run saved at a multiple of it resumes

@@ -37,11 +37,17 @@ class TrainData:
     items: list[Item]  # what is trained on (held-out items removed)
     held_out_ids: dict[str, list[str]]  # suite -> ids held out for evaluation (recorded in the checkpoint)
     source: list[dict[str, Any]]  # per suite or dataset: name, split, source, n_items
+    mix: dict[str, Any] | None = None  # per source: weight, share, available, used, repeated (with cfg.mix)
 
     @cached_property
     def fingerprints(self) -> Fingerprints:
         """Ids and image/text hashes of the training items (decoding every image: computed once)."""
         return Fingerprints.of(self.items)
+
+    def kinds(self) -> dict[str, int]:
+        """How many training items have a picture and how many are text only."""
+        with_image = sum(item.image_bytes is not None for item in self.items)
+        return {"image": with_image, "text": len(self.items) - with_image}
 
     def sha256(self) -> str:
         """Hash of the training set: every item's content hash, in order."""
@@ -52,29 +58,29 @@ class TrainData:
 
 
 def load_training_data(cfg: TrainConfig) -> TrainData:
+    """The training items: each source (a suite's split, or the local dataset) cut to `limit`, the
+    seeded held-out items removed, then drawn by the `mix` weights when there are any."""
     if cfg.dataset:
         items = load_local_dataset(Path(cfg.dataset))
-        source = [{"name": items[0].suite if items else Path(cfg.dataset).stem, "split": None,
-                   "source": str(cfg.dataset), "n_items": len(items)}]
+        loaded = {items[0].suite if items else Path(cfg.dataset).stem: items}
+        source = [{"name": next(iter(loaded)), "split": None, "source": str(cfg.dataset), "n_items": len(items)}]
     else:
-        items, source = [], []
+        loaded, source = {}, []
         for name in cfg.suites:
             suite = get_suite(name)
-            if cfg.split not in suite.splits:
-                raise DataError(f"suite {name} has no split {cfg.split!r}; splits: {', '.join(suite.splits)}")
+            split = cfg.split_of(name)
+            if split not in suite.splits:
+                raise DataError(f"suite {name} has no split {split!r}; splits: {', '.join(suite.splits)}")
             data_dir = cfg.data_dir.get(name) or cfg.data_dir.get("*")
-            loaded = suite.load(LoadOptions(split=cfg.split, data_dir=Path(data_dir) if data_dir else None,
-                                            seed=cfg.seed))
-            items += loaded
-            source.append({"name": name, "split": cfg.split, "source": suite.source, "version": suite.version,
-                           "n_items": len(loaded)})
-    broken = [i for i in items if i.error]
-    items = [i for i in items if not i.error]
+            loaded[name] = suite.load(LoadOptions(split=split, data_dir=Path(data_dir) if data_dir else None,
+                                                  seed=cfg.seed))
+            source.append({"name": name, "split": split, "source": suite.source, "version": suite.version,
+                           "n_items": len(loaded[name])})
+    broken = [i for group in loaded.values() for i in group if i.error]
     if broken:
         source.append({"skipped_malformed": [f"{i.suite}:{i.sample_id}" for i in broken][:100],
                        "n_skipped": len(broken)})
-    if cfg.limit:
-        items = items[: cfg.limit]
+    items = [i for group in loaded.values() for i in [j for j in group if not j.error][: cfg.limit or None]]
     held_out: dict[str, list[str]] = {}
     if cfg.held_out:
         if cfg.held_out >= len(items):
@@ -86,7 +92,37 @@ def load_training_data(cfg: TrainConfig) -> TrainData:
         items = [item for i, item in enumerate(items) if i in keep]
     if not items:
         raise DataError("the training data is empty")
-    return TrainData(items, held_out, source)
+    data = TrainData(items, held_out, source)
+    if cfg.mix:
+        data.items, data.mix = mixed(items, cfg.mix, cfg.seed)
+    return data
+
+
+def mixed(items: list[Item], weights: dict[str, float], seed: int) -> tuple[list[Item], dict[str, Any]]:
+    """The items drawn so that each source (suite) makes up its weight's share of as many items as there
+    are: a source with fewer items than its share is repeated whole (then a seeded draw for the rest),
+    one with more is drawn from without repetition. Returns the items and the record of the mix."""
+    by_source: dict[str, list[Item]] = {}
+    for item in items:
+        by_source.setdefault(item.suite, []).append(item)
+    unknown = sorted(set(weights) - set(by_source))
+    unweighted = sorted(set(by_source) - set(weights))
+    if unknown or unweighted:
+        raise DataError(f"mix must weigh every training source and nothing else: sources {', '.join(by_source)}; "
+                        + (f"unknown {', '.join(unknown)}" if unknown else f"no weight for {', '.join(unweighted)}"))
+    total_weight = sum(weights.values())
+    rng = random.Random(f"mix:{seed}")
+    out: list[Item] = []
+    record: dict[str, Any] = {}
+    for name, group in by_source.items():
+        share = weights[name] / total_weight
+        n = max(1, round(len(items) * share))
+        whole, rest = divmod(n, len(group))
+        drawn = group * whole + [group[i] for i in sorted(rng.sample(range(len(group)), rest))]
+        out += drawn
+        record[name] = {"weight": weights[name], "share": round(share, 6), "available": len(group),
+                        "used": len(drawn), "repeated": whole > 1 or (whole == 1 and rest > 0)}
+    return out, record
 
 
 def load_local_dataset(path: Path) -> list[Item]:
@@ -152,7 +188,7 @@ def eval_plan(cfg: TrainConfig, held_out_ids: dict[str, list[str]]) -> EvalConfi
     if not cfg.eval_suites:
         return None
     ids = {s: held_out_ids[s] for s in cfg.eval_suites
-           if s in held_out_ids and (cfg.eval_split or get_suite(s).default_split) == cfg.split}
+           if s in held_out_ids and (cfg.eval_split or get_suite(s).default_split) == cfg.split_of(s)}
     return EvalConfig(suites=list(cfg.eval_suites), split=cfg.eval_split, data_dir=dict(cfg.data_dir),
                       image_size=cfg.image_size, prompt_format=cfg.prompt_format, limit=cfg.eval_limit,
                       max_new_tokens=cfg.eval_max_new_tokens or cfg.max_completion_length,
@@ -179,29 +215,37 @@ def guard(cfg: TrainConfig, data: TrainData) -> dict[str, Any] | None:
 
 
 def to_trl_dataset(items: list[Item], cfg: TrainConfig):
-    """Conversational prompts with the image, plus the columns the reward functions read."""
+    """Conversational prompts with the image, plus the columns the reward functions read (`grader`,
+    `target`) and each item's `kind` (image or text). Image items hold their picture in `image`; when
+    text items are mixed in, every row holds a list in `images` instead (empty for text), the form TRL
+    reads for rows with and without pictures. TRL 1.15 cannot put both kinds in one generation batch,
+    so trainers/data_order.py keeps each batch to one kind."""
     from datasets import Dataset, Features, Image, List, Value
 
     fmt = PROMPT_FORMATS[cfg.prompt_format]
+    mixed_kinds = len({item.image_bytes is None for item in items}) > 1
     rows = []
     for item in items:
         suite_text = prompt_text(item, get_suite(item.suite), fmt) if _is_suite(item.suite) else \
             f"{_plain_question(item)}\n\n{fmt.instruction}"
         grader = item.suite if _is_suite(item.suite) else (cfg.dataset_grader or "")
-        row = {"prompt": messages(suite_text, item.image_bytes is not None), "suite": item.suite,
-               "grader": grader, "sample_id": item.sample_id, "gold": item.gold, "target": _target_json(item)}
-        if item.image_bytes is not None:
-            row["image"] = decode(item.image_bytes, cfg.image_size)
+        has_image = item.image_bytes is not None
+        row = {"prompt": messages(suite_text, has_image), "suite": item.suite, "grader": grader,
+               "sample_id": item.sample_id, "gold": item.gold, "target": _target_json(item),
+               "kind": "image" if has_image else "text"}
+        picture = decode(item.image_bytes, cfg.image_size) if has_image else None
+        if mixed_kinds:
+            row["images"] = [picture] if has_image else []
+        elif has_image:
+            row["image"] = picture
         rows.append(row)
-    with_images = sum("image" in r for r in rows)
-    if with_images not in (0, len(rows)):
-        raise DataError(f"{with_images} of {len(rows)} training items have an image: TRL needs all or none; "
-                        f"train image and text-only suites in separate runs")
     features = {"prompt": List({"role": Value("string"),
                                 "content": List({"type": Value("string"), "text": Value("string")})}),
                 "suite": Value("string"), "grader": Value("string"), "sample_id": Value("string"), "gold": Value("string"),
-                "target": Value("string")}
-    if with_images:
+                "target": Value("string"), "kind": Value("string")}
+    if mixed_kinds:
+        features["images"] = List(Image())
+    elif items and items[0].image_bytes is not None:
         features["image"] = Image()
     return Dataset.from_list(rows, features=Features(features))
 

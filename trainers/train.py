@@ -164,9 +164,10 @@ def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_fu
 
             log_importance_ratios(trainer)
         install_rollout_hooks(trainer, cfg, engine, vision_token_ids(processor), say)
-        from trainers.data_order import replayable_epochs
+        from trainers.data_order import install_data_order
 
-        replayable_epochs(trainer)  # a resumed run's later epochs get the uninterrupted run's data order
+        # a resumed run's later epochs get the uninterrupted run's data order; mixed kinds, one per batch
+        install_data_order(trainer)
         if resume is not None:
             # TRL picks the slice of its buffered generation batch by its micro-step count, which a new
             # trainer starts at 0: put it where the stopped run was.
@@ -232,7 +233,8 @@ def _checkpoint_info(cfg: TrainConfig, engine: str, device: str, model_path: str
         "reward_weights": dict(cfg.reward_weights), "reward_mode": cfg.reward_mode,
         "extra_rewards": [getattr(f, "__name__", repr(f)) for f in extra_reward_funcs],
         "train_data": {"sources": data.source, "n_items": len(data.items), "sha256": data.sha256(),
-                       "held_out": {"n": cfg.held_out, "seed": cfg.held_out_seed, "ids": data.held_out_ids}},
+                       "held_out": {"n": cfg.held_out, "seed": cfg.held_out_seed, "ids": data.held_out_ids},
+                       "kinds": data.kinds(), "mix": data.mix},
         "effectively_on_policy": cfg.effectively_on_policy(), "overlap": overlap, "steps": 0,
         "harness": provenance.git_state(), "packages": provenance.package_versions(),
         "hardware": provenance.platform_info(), "lora": None, "evals": [], "train_metrics": None,

@@ -22,6 +22,20 @@ def parse_data_dirs(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def parse_weights(values: tuple[str, ...]) -> dict[str, float]:
+    """--mix values: NAME=WEIGHT, the weight a number."""
+    out = {}
+    for value in values:
+        name, sep, raw = value.partition("=")
+        try:
+            out[name.strip()] = float(raw)
+        except ValueError:
+            raise ConfigError(f"--mix takes SUITE=WEIGHT with a number, got {value!r}") from None
+        if not sep or not name.strip():
+            raise ConfigError(f"--mix takes SUITE=WEIGHT with a number, got {value!r}")
+    return out
+
+
 def parse_set(values: tuple[str, ...]) -> dict[str, Any]:
     """--set KEY=VALUE, VALUE read as JSON when it parses (numbers, true, lists), else as a string."""
     out: dict[str, Any] = {}

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from core.errors import ConfigError
-from harness.cli.options import parse_data_dirs, parse_set
+from harness.cli.options import parse_data_dirs, parse_set, parse_weights
 
 
 @click.command("train")
@@ -19,9 +19,12 @@ from harness.cli.options import parse_data_dirs, parse_set
 @click.option("--model", help="Base model dir or Hub id (default: the tiny offline model).")
 @click.option("--revision", help="Hub revision (commit) of the base model.")
 @click.option("--suite", "suites", multiple=True, help="Training suite (repeatable); its --split is trained on.")
-@click.option("--split", help="Split of the training suites (default: train).")
+@click.option("--split", "splits", multiple=True, help="Split of the training suites (default: train), or "
+              "SUITE=SPLIT for one of them (repeatable).")
 @click.option("--dataset", help="Local dataset file or dir (image, question, answer) instead of suites.")
 @click.option("--data-dir", "data_dirs", multiple=True, help="Local data: PATH for all suites, or SUITE=PATH.")
+@click.option("--mix", "mix", multiple=True, help="Mixing weight SUITE=WEIGHT of a training suite (repeatable; "
+              "give one for every --suite), e.g. --mix gsm8k=1 --mix mathvista_testmini=3.")
 @click.option("--config", "config", help="Preset name (unsloth-recipe, gspo-paper, cpu-small) or a TOML/JSON file.")
 @click.option("--engine", type=click.Choice(["auto", "unsloth", "trl"]), help="Default auto: unsloth on CUDA.")
 @click.option("--reward-mode", type=click.Choice(["suite", "recipe"]),
@@ -41,7 +44,7 @@ from harness.cli.options import parse_data_dirs, parse_set
               "from its last saved step, with its own settings (no other option).")
 def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suites: tuple[str, ...],
                   sets: tuple[str, ...], config: str | None, force: bool, resume_dir: str | None,
-                  **flags: Any) -> None:
+                  mix: tuple[str, ...], splits: tuple[str, ...], **flags: Any) -> None:
     """Train a LoRA checkpoint with GSPO or GRPO (TRL's GRPOTrainer; Unsloth or plain TRL + PEFT).
 
     Rewards are the suites' own: the recipe's format reward, and correctness as the suite's scorer judges
@@ -59,7 +62,9 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
     given = {k: v for k, v in flags.items() if v is not None}
     if resume_dir is not None:
         others = [name for name, value in (("--suite", suites), ("--data-dir", data_dirs), ("--eval-suite", eval_suites),
-                                           ("--set", sets), ("--config", config), ("--force", force)) if value]
+                                           ("--set", sets), ("--config", config), ("--force", force), ("--mix", mix),
+                                           ("--split", splits))
+                  if value]
         others += ["--" + name.replace("_", "-") for name in given]
         if others:
             raise ConfigError(f"--resume continues a run with its recorded settings; drop {', '.join(others)}")
@@ -73,6 +78,14 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
         given["eval_suites"] = list(eval_suites)
     if data_dirs:
         given["data_dir"] = parse_data_dirs(data_dirs)
+    if mix:
+        given["mix"] = parse_weights(mix)
+    for value in splits:
+        name, sep, split = value.partition("=")
+        if sep:
+            given.setdefault("suite_splits", {})[name] = split
+        else:
+            given["split"] = value
     if given.get("dataset") and not suites:
         given["suites"] = []
     given.update(parse_set(sets))

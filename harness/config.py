@@ -22,6 +22,9 @@ VLLM_DEFAULTS: dict[str, Any] = {"max_concurrency": None, "max_model_len": None,
 # Options of talking to a server (the openai backend, the LLM judge) and their defaults.
 SERVER_DEFAULTS: dict[str, Any] = {"base_url": None, "api_key_env": "OPENAI_API_KEY", "request_timeout_s": 600.0,
                                    "max_retries": 6, "retry_backoff_s": 1.0}
+# Options of spreading a run over a Ray cluster (harness/ray_pool.py) and their defaults.
+RAY_DEFAULTS: dict[str, Any] = {"ray_replicas": None, "ray_cpus_per_replica": 1.0, "ray_chunk_size": None,
+                                "ray_max_restarts": 3}
 JUDGE_DEFAULTS: dict[str, Any] = {"judge_base_url": None, "judge_api_key_env": "OPENAI_API_KEY",
                                   "judge_all": False, "judge_max_concurrency": 32, "judge_cache": None}
 
@@ -98,6 +101,20 @@ class EvalConfig:
     shard: str | None = field(default=None, metadata={"help": "K/N: evaluate the K-th of N balanced shares of "
                                                       "every suite's items (merge them with harness merge)"})
     out: str | None = field(default=None, metadata={"help": "run directory; default runs/<run id>"})
+    ray: str | None = field(default=None, metadata={"help": "spread the requests over backend replicas on a Ray "
+                                                    "cluster: 'local' starts one here, else its address (auto, "
+                                                    "HOST:6379, ray://HOST:10001)"})
+    ray_replicas: int | None = field(default=None, metadata={"help": "ray: backend replicas (one Ray actor each); "
+                                                             "default: as many as the cluster's GPUs (or CPUs) "
+                                                             "hold"})
+    ray_cpus_per_replica: float = field(default=1.0, metadata={"help": "ray: CPUs each replica reserves (its "
+                                                               "torch threads on CPU)"})
+    ray_chunk_size: int | None = field(default=None, metadata={"help": "ray: requests sent to a replica at a "
+                                                               "time; default: batch_size (transformers), 16 "
+                                                               "(vllm, openai)"})
+    ray_max_restarts: int = field(default=3, metadata={"help": "ray: replicas started anew after worker deaths "
+                                                       "before the run stops (their requests are retried on "
+                                                       "the others meanwhile)"})
 
     def __post_init__(self) -> None:
         check_field_types(self)  # types first: the range checks below compare numbers
@@ -150,6 +167,7 @@ class EvalConfig:
                 raise ConfigError("fp8 quantization needs the vllm backend; the transformers backend offers "
                                   "bitsandbytes (4-bit)")
         self._validate_server_options()
+        self._validate_ray_options()
         if self.shard is not None:
             parse_shard(self.shard)
         if self.image_size is not None and min(self.image_size) < 1:
@@ -185,6 +203,23 @@ class EvalConfig:
             used = [k for k, default in JUDGE_DEFAULTS.items() if getattr(self, k) != default]
             if used:
                 raise ConfigError(f"{', '.join(used)} need a judge (--judge MODEL_OR_URL)")
+
+    def _validate_ray_options(self) -> None:
+        if self.ray is None:
+            used = [k for k, default in RAY_DEFAULTS.items() if getattr(self, k) != default]
+            if used:
+                raise ConfigError(f"{', '.join(used)} need a Ray cluster (--ray [ADDRESS])")
+            return
+        if not self.ray.strip():
+            raise ConfigError("ray must be 'local' or a cluster address, e.g. auto or ray://HOST:10001")
+        for name, value in (("ray_replicas", self.ray_replicas), ("ray_chunk_size", self.ray_chunk_size)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+        if self.ray_cpus_per_replica < 0 or self.ray_max_restarts < 0:
+            raise ConfigError(f"ray_cpus_per_replica and ray_max_restarts must be at least 0, got "
+                              f"{self.ray_cpus_per_replica} and {self.ray_max_restarts}")
+        if self.backend == "vllm" and self.data_parallel_size != 1:
+            raise ConfigError("with ray, each replica is one engine: give ray_replicas, not data_parallel_size")
 
     def generation(self) -> GenerationParams:
         return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,

@@ -37,7 +37,8 @@ from harness.sharding import assignment, parse_shard
 RUNTIME_KEYS = frozenset({"out", "shard", "data_dir", "batch_size", "max_concurrency", "gpu_memory_utilization",
                           "max_model_len", "tensor_parallel_size", "data_parallel_size", "base_url", "api_key_env",
                           "request_timeout_s", "max_retries", "retry_backoff_s", "judge_base_url",
-                          "judge_api_key_env", "judge_max_concurrency", "judge_cache"})
+                          "judge_api_key_env", "judge_max_concurrency", "judge_cache", "ray", "ray_replicas",
+                          "ray_cpus_per_replica", "ray_chunk_size", "ray_max_restarts"})
 # What makes two LLM judge passes the same scoring (the manifest's llm_judge).
 JUDGE_KEYS = ("model", "served_model", "prompt_version", "judge_all", "methods", "request_params")
 MODEL_KEYS = ("id", "revision", "adapter", "dtype", "quantization")

@@ -214,6 +214,26 @@ class Hardware(TypedDict, total=False):
     cuda_version: str | None
 
 
+class RayReplicaResources(TypedDict):
+    num_cpus: float
+    num_gpus: float
+
+
+class RaySession(TypedDict):
+    """A session spread over a Ray cluster (harness/ray_pool.py): the replicas and the retries."""
+
+    version: str  # Ray's
+    address: str  # "local" (a cluster started by the run) or the address given
+    replicas: int
+    replica_resources: RayReplicaResources  # what each replica reserved
+    chunk_size: int  # requests sent to a replica at a time
+    nodes: int  # cluster nodes the replicas ran on
+    worker_deaths: int  # replicas whose worker died during the session
+    chunks_retried: int  # chunks of requests sent again to another replica after a death
+    requests_retried: int
+    replicas_restarted: int  # replicas started anew in place of dead ones
+
+
 class Session(TypedDict):
     started: str
     finished: str | None
@@ -228,6 +248,7 @@ class Session(TypedDict):
     wall_s: NotRequired[float]
     streamed: NotRequired[bool]
     shard: NotRequired[str]  # a merged run: "K/N", the shard whose session it was
+    ray: NotRequired[RaySession]  # the session ran on a Ray cluster
 
 
 class Measurements(TypedDict):

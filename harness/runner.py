@@ -7,6 +7,7 @@ killed run finishes with nothing lost or repeated.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
@@ -250,7 +251,7 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
         check_judge(judge)  # an unreachable judge or one not served fails before any model loads
     loaded_here = backend is None
     if backend is None:
-        backend = load_backend(cfg.backend, cfg.model, **cfg.backend_options())
+        backend = open_backend(cfg)
     manifest["model"].update(backend.describe())
     session = {"started": now(), "finished": None, "n_records": 0, "memory": None,
                "load_time_s": (backend.describe() or {}).get("load_time_s") if loaded_here else None}
@@ -280,8 +281,10 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
             if sampler.peak_used_mib is None and getattr(sampler, "note", None):
                 mem.setdefault("note", sampler.note)
             session["memory"] = mem
+            _add_session_facts(session, backend)
     except BaseException as exc:
         bar.close()
+        _add_session_facts(session, backend)
         raise _record_failure(run, manifest, session, exc) from exc
     finally:
         if loaded_here:  # a backend loaded here ends here: GPU memory and engine processes freed
@@ -303,6 +306,23 @@ def _run_locked(cfg: EvalConfig, plans: list[SuitePlan], run: RunDir, run_id: st
         echo(f"warning: {failed} request(s) failed after retries and are recorded with their error; "
              f"harness eval --out {run.path} --resume sends them again")
     return run.path
+
+
+def open_backend(cfg: EvalConfig) -> Backend:
+    """The backend of cfg: loaded in this process, or replicas on a Ray cluster (cfg.ray)."""
+    if cfg.ray is not None:
+        from harness.ray_pool import ray_backend
+
+        return ray_backend(cfg)
+    return load_backend(cfg.backend, cfg.model, **cfg.backend_options())
+
+
+def _add_session_facts(session: dict[str, Any], backend: Backend) -> None:
+    """What a backend reports about the session itself (a Ray pool: its replicas and retries)."""
+    facts = getattr(backend, "session_facts", None)
+    if facts is not None:
+        with contextlib.suppress(Exception):  # facts are not worth failing (or hiding the failure of) a run
+            session.update(facts())
 
 
 def _record_failure(run: RunDir, manifest: dict[str, Any], session: dict[str, Any],

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,8 @@ class VllmBackend:
                  dtype: str = "auto", quantization: str | None = None, gpu_memory_utilization: float = 0.9,
                  max_model_len: int | None = None, tensor_parallel_size: int = 1, data_parallel_size: int = 1,
                  seed: int = 0, merge_lora: bool = False, max_images_per_prompt: int = 1,
-                 enforce_eager: bool = False, trust_remote_code: bool = False, api: VllmApi | None = None):
+                 enforce_eager: bool = False, trust_remote_code: bool = False, api: VllmApi | None = None,
+                 serve_adapters: Sequence[str] = ()):
         if data_parallel_size != 1:
             raise ConfigError("one VllmBackend runs one engine; data parallelism: harness.backends.vllm_dp")
         started = time.perf_counter()
@@ -133,6 +134,20 @@ class VllmBackend:
                 self.adapter_plan = plan
                 self.lora = plan.describe()
                 self.lora_request = api.LoRARequest("adapter", 1, plan.path)
+        # LoRA adapters of this base switched per request (`submit(..., adapter=)`: harness eval-many).
+        self.served: dict[str, tuple[AdapterPlan, Any, str]] = {}
+        if serve_adapters:
+            if resolved.adapter is not None or merge_lora:
+                raise ConfigError("serve_adapters needs a base model without an adapter and without merge_lora")
+            for lora_id, ref in enumerate(serve_adapters, start=1):
+                source = resolve_model(resolved.base.location, resolved.base.revision, ref).adapter
+                assert source is not None
+                plan = plan_adapter(source)
+                if plan.ignored_by_vllm:
+                    raise ModelError(refusal(plan))
+                self.served[ref] = (plan, api.LoRARequest(f"adapter-{lora_id}", lora_id, plan.path), source.location)
+            # The engine is sized for the largest rank; one adapter at a time is active (runs take turns).
+            self.adapter_plan = max((plan for plan, _, _ in self.served.values()), key=lambda p: p.max_lora_rank)
         self.processor = load_processor(resolved, trust_remote_code)
         self.generation_defaults = generation_defaults_of(resolved.base.location, engine_revision)
         self.engine_options = engine_kwargs(
@@ -202,14 +217,18 @@ class VllmBackend:
         return out
 
     # --- generation -----------------------------------------------------------------------------
-    def submit(self, request: Request, params: GenerationParams) -> None:
-        """Hand one request to the engine; its completions come out of a later `step()`."""
+    def submit(self, request: Request, params: GenerationParams, adapter: str | None = None) -> None:
+        """Hand one request to the engine; its completions come out of a later `step()`. `adapter`: one of
+        the serve_adapters to apply to this request."""
+        if adapter is not None and adapter not in self.served:
+            raise ConfigError(f"adapter {adapter} is not served by this engine (serve_adapters)")
+        lora_request = self.served[adapter][1] if adapter is not None else self.lora_request
         engine_id = f"h{self._next_id}"  # apart from the ids LLM.generate gives (0, 1, ...)
         self._next_id += 1
         prompt, sampling = self.engine_input(request), self.sampling_params(params, request)
         try:
             self.llm.llm_engine.add_request(engine_id, render_prompt(self.llm, prompt), sampling,
-                                            lora_request=self.lora_request)
+                                            lora_request=lora_request)
         except self.api.request_errors as exc:  # vLLM refuses a request (e.g. longer than max_model_len)
             raise BackendError(f"vLLM refused request {request.request_id}: {first_line(exc)}") from exc
         self._in_flight[engine_id] = (request, time.perf_counter())
@@ -305,6 +324,11 @@ class VllmBackend:
             "load_time_s": round(self.load_time_s, 3),
             "generation_defaults": {k: v for k, v in self.generation_defaults.items() if v not in (None, [], 1.0)},
         }
+
+    def describe_adapter(self, adapter: str) -> dict[str, Any]:
+        """The facts of a served adapter's requests, as a one-engine run of that adapter reports them."""
+        plan, _, location = self.served[adapter]
+        return {**self.describe(), "model": adapter, "adapter": location, "lora": plan.describe()}
 
     def memory(self) -> dict[str, Any]:
         """NVML's used memory of the visible GPUs over its value before the engine started (the engine

@@ -32,7 +32,9 @@ _EVAL_FIELDS = ("model", "revision", "adapter", "backend", "dtype", "load_in_4bi
                 "gpu_memory_utilization", "max_model_len", "tensor_parallel_size", "data_parallel_size",
                 "merge_lora", "base_url", "api_key_env", "request_timeout_s", "max_retries", "retry_backoff_s",
                 "judge", "judge_base_url", "judge_api_key_env", "judge_all", "judge_max_concurrency", "judge_cache",
-                "shard")
+                "shard", "ray", "ray_replicas", "ray_cpus_per_replica", "ray_chunk_size", "ray_max_restarts")
+# Where a run is spread, not what it evaluates: a resumed run takes them from the command line, not its manifest.
+_PLACEMENT_FIELDS = ("ray", "ray_replicas", "ray_cpus_per_replica", "ray_chunk_size", "ray_max_restarts")
 
 
 def judge_options(command: Any) -> Any:
@@ -105,6 +107,16 @@ def judge_options(command: Any) -> Any:
 @click.option("--seed", type=int, help="Generation and procedural-suite seed.")
 @click.option("--shard", help="K/N: evaluate the K-th of N balanced shares of every suite's items (by a hash of "
               "the sample id; the same share on every rerun); put the shards together with harness merge.")
+@click.option("--ray", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Spread the requests over backend replicas on a Ray cluster: with no ADDRESS a local cluster is "
+              "started here, else connect to ADDRESS (auto, HOST:6379, ray://HOST:10001). This process alone "
+              "writes the run; see docs/scale-out.md.")
+@click.option("--ray-replicas", type=int, help="ray: backend replicas, one Ray actor each (default: as many as "
+              "the cluster's GPUs, or CPUs, hold).")
+@click.option("--ray-cpus-per-replica", type=float, help="ray: CPUs each replica reserves (1).")
+@click.option("--ray-chunk-size", type=int, help="ray: requests sent to a replica at a time (default: "
+              "--batch-size for transformers, 16 for vllm and openai).")
+@click.option("--ray-max-restarts", type=int, help="ray: replicas started anew after worker deaths (3).")
 @click.option("--out", help="Run directory (default: runs/<run id>).")
 @click.option("--resume", is_flag=True, help="Finish the run in --out: completed samples are kept.")
 @click.option("--config", "config_file", type=click.Path(), help="TOML or JSON file of the same settings.")
@@ -137,7 +149,7 @@ def eval_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], image_size
             raise ConfigError(f"{given['out']} was imported from {stored['imported'].get('tool')}'s logs; it has "
                               "nothing to resume")
         # A resumed run keeps its own settings; flags given again must agree with them (checked later).
-        settings = {**stored["config"], **settings}
+        settings = {**{k: v for k, v in stored["config"].items() if k not in _PLACEMENT_FIELDS}, **settings}
     cfg = EvalConfig.from_dict({**settings, **given}, source=config_file or "flags")
     path = run_eval(cfg, resume=resume, progress=default_mode(quiet), echo=lambda m: click.echo(m, err=True))
     click.echo(str(path))

@@ -192,3 +192,29 @@ def test_a_replica_error_stops_the_run_and_resume_with_ray_finishes_it(cluster, 
     assert missing.exit_code == 2 and "could not start" in missing.output and "is not a file" in missing.output
     assert len(missing.output.strip().splitlines()) == 1 and not (tmp_path / "z").exists()
 
+
+def test_eval_many_shares_replicas_per_model_and_finishes_what_is_left(cluster, tmp_path):
+    scripts = {"a": _script(tmp_path), "b": tmp_path / "b.json", "c": tmp_path / "missing.json"}
+    scripts["b"].write_text(json.dumps({"default": "<REASONING>r</REASONING><SOLUTION>7</SOLUTION>"}))
+    plan = tmp_path / "plan.toml"
+    plan.write_text(f'out = "{tmp_path / "runs"}"\none_run_per_suite = true\n[settings]\nbackend = "scripted"\n'
+                    'suites = ["synth_arith", "synth_charts"]\nlimit = 3\nn_samples = 2\ntemperature = 0.7\n'
+                    'batch_size = 2\nray_replicas = 2\n'
+                    + "".join(f'[[checkpoints]]\nname = "{name}"\nmodel = "{path}"\n' for name, path in scripts.items()))
+    result = invoke("eval-many", str(plan), "--ray")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: 2 of 6 run(s) failed: c/synth_arith (")
+    assert "could not start" in result.output and "is not a file" in result.output
+    for name in ("a", "b"):  # one set of replicas per model, serving both of its runs
+        assert f"starting 2 scripted replica(s) of {scripts[name]} for 2 run(s)" in result.output
+        for suite in ("synth_arith", "synth_charts"):
+            one = tmp_path / "one" / name / suite
+            assert invoke("eval", "--backend", "scripted", "--model", str(scripts[name]), "--suite", suite,
+                          "--limit", "3", "--n-samples", "2", "--temperature", "0.7", "--out", str(one),
+                          "--quiet").exit_code == 0
+            run = RunDir(tmp_path / "runs" / name / suite)
+            assert_same_run(run, RunDir(one))
+            assert ray_facts(run)["replicas"] == 2
+    assert not (tmp_path / "runs" / "c" / "synth_arith").exists()
+    again = invoke("eval-many", str(plan), "--ray")
+    assert again.exit_code == 2 and again.output.count("already finished") == 4

@@ -2,8 +2,8 @@
 
 One module per command group: eval.py (eval, show, rescore, score, suites), bench.py (bench),
 models.py (tiny-model, random-model, export), train.py (train, demo), sweep.py (sweep), reports.py (report,
-gate), imports.py (import lmms-eval), merge.py (merge). The libraries below return values and raise HarnessError; this package
-alone prints and exits. `main` is the console script `harness`:
+gate), imports.py (import lmms-eval), merge.py (merge), eval_many.py (eval-many). The libraries below return
+values and raise HarnessError; this package alone prints and exits. `main` is the console script `harness`:
 
     harness eval --suite synth_arith --limit 4
     python -m harness.cli eval --suite synth_arith --limit 4
@@ -18,6 +18,7 @@ import click
 from core.errors import HarnessError, Interrupted
 from harness.cli.bench import bench_command
 from harness.cli.eval import eval_command, rescore_command, score_command, show_command, suites_command
+from harness.cli.eval_many import eval_many_command
 from harness.cli.imports import import_group
 from harness.cli.merge import merge_command
 from harness.cli.models import export_command, random_model_command, tiny_model_command
@@ -51,7 +52,7 @@ def cli() -> None:
 
 for _command in (eval_command, suites_command, show_command, rescore_command, score_command,
                  tiny_model_command, random_model_command, export_command, train_command, demo_command, report_command,
-                 gate_command, bench_command, import_group, merge_command, sweep_command):
+                 gate_command, bench_command, import_group, merge_command, sweep_command, eval_many_command):
     cli.add_command(_command)
 
 

@@ -25,7 +25,7 @@ def eval_many_command(plan_file: str, ray: str | None, check: bool, quiet: bool)
 
     Example: harness eval-many sweep.toml --ray auto
     """
-    from harness.eval_plan import read_plan, run_plan
+    from harness.eval_many import read_plan, run_plan
     from harness.progress import default_mode
 
     plan = read_plan(plan_file, {"ray": ray} if ray else None)

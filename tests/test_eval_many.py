@@ -13,7 +13,7 @@ from core.errors import ConfigError
 from harness.backends import GenerationParams, Request
 from harness.cli import cli
 from harness.config import EvalConfig
-from harness.eval_plan import read_plan, replica_group
+from harness.eval_many import read_plan, replica_group
 from harness.ray_replica import ReplicaCore
 from harness.tiny_model import default_tiny_model
 from tests.fake_vllm import FakeLLM, fake_api

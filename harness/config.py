@@ -111,7 +111,7 @@ class EvalConfig:
                                                                "torch threads on CPU)"})
     ray_chunk_size: int | None = field(default=None, metadata={"help": "ray: requests sent to a replica at a "
                                                                "time; default: batch_size (transformers), 16 "
-                                                               "(vllm, openai)"})
+                                                               "(vllm), max_concurrency or 32 (openai)"})
     ray_max_restarts: int = field(default=3, metadata={"help": "ray: replicas started anew after worker deaths "
                                                        "before the run stops (their requests are retried on "
                                                        "the others meanwhile)"})

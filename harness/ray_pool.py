@@ -31,7 +31,8 @@ from harness.config import EvalConfig
 from harness.ray_cluster import Cluster, ReplicaResources, connect, import_ray, plan_replicas
 from harness.ray_replica import replica_actor_class
 
-STREAM_CHUNK = 16  # requests per chunk for a streaming backend (vllm) or a server
+STREAM_CHUNK = 16  # requests per chunk for a streaming engine (vllm)
+OPENAI_CHUNK = 32  # requests per chunk for a server (the openai backend's default concurrency)
 STREAM_IN_FLIGHT = 256  # requests a streaming replica holds at once by default (vLLM's max_num_seqs)
 RESTART_WAIT_S = 900.0  # how long a run with no live replica waits for a restarted one to load
 CLOSE_WAIT_S = 30.0  # how long closing waits for the replicas' workers to be gone
@@ -53,8 +54,10 @@ class ReplicaSpec:
     @classmethod
     def of(cls, cfg: EvalConfig, resources: ReplicaResources, model: str | None = None,
            options: dict[str, Any] | None = None) -> ReplicaSpec:
-        streaming = cfg.backend in ("vllm", "openai")
-        chunk = cfg.ray_chunk_size or (STREAM_CHUNK if streaming else cfg.batch_size)
+        # vllm: small chunks, many outstanding (the engine batches continuously); openai: a chunk is what
+        # the replica sends to the server at once; the others: one static batch.
+        default = {"vllm": STREAM_CHUNK, "openai": cfg.max_concurrency or OPENAI_CHUNK}.get(cfg.backend, cfg.batch_size)
+        chunk = cfg.ray_chunk_size or default
         return cls(cfg.backend, model or str(cfg.model), options if options is not None else cfg.backend_options(),
                    resources, chunk, cfg.batch_size, cfg.ray_max_restarts)
 
@@ -120,7 +123,7 @@ class ReplicaPool:
     def depth(self, n_replicas: int | None = None, max_concurrency: int | None = None) -> int:
         """Chunks kept outstanding on each replica: a batch backend works on one while the next waits; a
         streaming one gets enough to fill its engine (max_concurrency shared over the replicas)."""
-        if self.spec.backend not in ("vllm", "openai"):
+        if self.spec.backend != "vllm":
             return 2
         replicas = n_replicas or max(1, len(self.replicas))
         in_flight = -(-max_concurrency // replicas) if max_concurrency else STREAM_IN_FLIGHT

@@ -115,7 +115,7 @@ def judge_options(command: Any) -> Any:
               "the cluster's GPUs, or CPUs, hold).")
 @click.option("--ray-cpus-per-replica", type=float, help="ray: CPUs each replica reserves (1).")
 @click.option("--ray-chunk-size", type=int, help="ray: requests sent to a replica at a time (default: "
-              "--batch-size for transformers, 16 for vllm and openai).")
+              "--batch-size for transformers, 16 for vllm, --max-concurrency or 32 for openai).")
 @click.option("--ray-max-restarts", type=int, help="ray: replicas started anew after worker deaths (3).")
 @click.option("--out", help="Run directory (default: runs/<run id>).")
 @click.option("--resume", is_flag=True, help="Finish the run in --out: completed samples are kept.")

@@ -37,9 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
-from core.errors import RunDirError, storage_error
+from core.errors import storage_error
 from harness.dirlock import DirLock
-from harness.jsonfile import check_schema_version, read_json, write_json_atomic, write_text_atomic
+from harness.jsonfile import (
+    check_schema_version,
+    json_object_line,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 from harness.outdirs import claimed_output_dir
 
 CHECKPOINT_FILE = "checkpoint.json"
@@ -275,11 +281,5 @@ def read_train_log(folder: str | Path) -> list[TrainLogRow] | None:
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RunDirError(f"{path}:{lineno} is not valid JSON ({exc})") from None
-        if not isinstance(row, dict):
-            raise RunDirError(f"{path}:{lineno} is not a log entry (a JSON object)")
-        rows.append(row)
+        rows.append(json_object_line(line, f"{path}:{lineno}", "a log entry"))
     return rows

@@ -83,6 +83,18 @@ def check_schema_version(data: Any, path: Path, version: int, kind: str, oldest:
                              f"(this harness reads {kind} schema version {version})")
 
 
+def json_object_line(raw: str | bytes, where: str, what: str, error: type[Exception] = RunDirError) -> dict[str, Any]:
+    """One line of a JSON-lines file, which must be an object: `where` ("path:lineno") and `what` ("a
+    record") name it in the one-line error, raised as `error`."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise error(f"{where} is not {what} (a JSON object)")
+    return value
+
+
 def read_versioned_json(path: Path, version: int, kind: str) -> dict[str, Any]:
     """read_json + check_schema_version: the object, whose schema_version is `version`."""
     data = read_json(path, kind)

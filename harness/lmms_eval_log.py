@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, DataError, storage_error
+from harness.jsonfile import json_object_line
 
 SAMPLES_FILE = re.compile(r"(?P<date>.+?)_samples_(?P<task>.+)\.jsonl")
 RESULTS_FILE = re.compile(r"(?P<date>.+?)_results\.json")
@@ -168,12 +169,7 @@ def _read_samples(path: Path, filter_names: list[str] | None) -> list[LoggedDoc]
             if not raw.strip():
                 continue
             where = f"{path}:{lineno}"
-            try:
-                line = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where} is not valid JSON ({exc})") from None
-            if not isinstance(line, dict):
-                raise DataError(f"{where} is not an lmms-eval sample (a JSON object)")
+            line = json_object_line(raw, where, "an lmms-eval sample", DataError)
             doc_id = line.get("doc_id")
             if not isinstance(doc_id, int) or isinstance(doc_id, bool):
                 raise DataError(f"{where} has no doc_id (an lmms-eval sample line has one)")

@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RunDirError, storage_error
-from harness.jsonfile import check_schema_version, read_json, write_json_atomic, write_text_atomic
+from harness.jsonfile import (
+    check_schema_version,
+    json_object_line,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 from harness.run_schema import (
     MANIFEST_SCHEMA_VERSION,
     METRICS_SCHEMA_VERSION,
@@ -111,12 +117,7 @@ class RunDir:
             for lineno, raw in enumerate(f, 1):
                 if not raw.endswith(b"\n"):
                     return  # torn tail: repaired by repair_tail() before appending
-                try:
-                    record = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise RunDirError(f"{self.records_path}:{lineno} is not valid JSON ({exc})") from None
-                if not isinstance(record, dict):
-                    raise RunDirError(f"{self.records_path}:{lineno} is not a record (a JSON object)")
+                record = json_object_line(raw, f"{self.records_path}:{lineno}", "a record")
                 missing = [k for k in ("suite", "sample_id", "attempt") if k not in record]
                 if missing:
                     raise RunDirError(f"{self.records_path}:{lineno} lacks {', '.join(missing)}")

@@ -29,29 +29,29 @@ MATHVISTA_INSTRUCTION = (
 )
 
 MATHVISTA_EXAMPLES = [
-    ("Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.\n"
-     "Question: Which bar is the tallest?\nChoices:\n(A) red\n(B) green\n(C) blue\n(D) yellow",
-     "Comparing the heights, the blue bar reaches 40 while the others stay below 30, so the blue one "
-     "is the tallest.", "C"),
-    ("Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, "
-     "at the end.\nQuestion: How many triangles are there in the figure?",
+    (("Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.\n"
+     "Question: Which bar is the tallest?\nChoices:\n(A) red\n(B) green\n(C) blue\n(D) yellow"),
+     ("Comparing the heights, the blue bar reaches 40 while the others stay below 30, so the blue one "
+     "is the tallest."), "C"),
+    (("Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, "
+     "at the end.\nQuestion: How many triangles are there in the figure?"),
      "I count four small triangles, and together they form one large triangle, so five in all.", "5"),
-    ("Hint: Please answer the question requiring a floating-point number with one decimal place and provide "
-     "the final value, e.g., 1.2, 1.3, 1.4, at the end.\nQuestion: What is the length of side AB? (Unit: cm)",
+    (("Hint: Please answer the question requiring a floating-point number with one decimal place and provide "
+     "the final value, e.g., 1.2, 1.3, 1.4, at the end.\nQuestion: What is the length of side AB? (Unit: cm)"),
      "The legs are 3 cm and 2 cm, so AB = sqrt(9 + 4) = sqrt(13), roughly 3.6 cm.", "3.6"),
-    ("Hint: Please answer the question requiring a floating-point number with two decimal places and provide "
+    (("Hint: Please answer the question requiring a floating-point number with two decimal places and provide "
      "the final value, e.g., 1.23, 1.34, 1.45, at the end.\nQuestion: What share of the pie chart is the "
-     "orange slice?",
+     "orange slice?"),
      "The orange slice covers 27 of the 80 units, which is 0.3375; rounded, 0.34.", "0.34"),
-    ("Hint: Please answer the question requiring a Python list as an answer and provide the final list, "
-     "e.g., [1, 2, 3], [1.2, 1.3, 1.4], at the end.\nQuestion: In which two years did sales fall?",
+    (("Hint: Please answer the question requiring a Python list as an answer and provide the final list, "
+     "e.g., [1, 2, 3], [1.2, 1.3, 1.4], at the end.\nQuestion: In which two years did sales fall?"),
      "Sales drop from 2011 to 2012 and again from 2018 to 2019, so they fall in 2012 and in 2019.",
      "[2012, 2019]"),
-    ("Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.\n"
-     "Question: Is the number of red cubes less than the number of green spheres?\nChoices:\n(A) Yes\n(B) No",
+    (("Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.\n"
+     "Question: Is the number of red cubes less than the number of green spheres?\nChoices:\n(A) Yes\n(B) No"),
      "There are fewer red cubes than green spheres in the picture.", "A"),
-    ("Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, "
-     "at the end.\nQuestion: What is the value of x?",
+    (("Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, "
+     "at the end.\nQuestion: What is the value of x?"),
      "The figure does not give enough lengths to work out x.", "None"),
 ]
 
@@ -74,8 +74,8 @@ EXTRACTION_INSTRUCTION = (
 
 EXTRACTION_EXAMPLES = [
     ("The two angles are supplementary, so angle ABC = 180 - 65 = 115 degrees. The answer is C.", "C"),
-    ("Its area is half of base times height: 0.5 * 8 * 5 = 20, so the triangle's area is 20 square "
-     "centimetres.", "20 cm^2"),
+    (("Its area is half of base times height: 0.5 * 8 * 5 = 20, so the triangle's area is 20 square "
+     "centimetres."), "20 cm^2"),
     ("Setting f(x) = 0 gives x^2 - 4x + 3 = 0, whose roots are x = 1 and x = 3.", "x = 1, x = 3"),
     ("The slope is rise over run, (7 - 1) / (4 - 2) = 3, so the line is y = 3x - 5.", "y = 3x - 5"),
     ("Without the radius of the cylinder there is not enough information to find its volume.", "None"),

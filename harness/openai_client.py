@@ -18,6 +18,7 @@ bearer token; it is kept nowhere else, and any text the client returns (errors) 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import os
 import random
@@ -164,10 +165,8 @@ class ChatClient:
 
     def close(self) -> None:
         if getattr(self, "_http", None) is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing: connections die with the loop anyway
                 self._loop.submit(self._http.aclose()).result(timeout=10)
-            except Exception:  # noqa: BLE001 -- closing: connections die with the loop anyway
-                pass
             self._http = None
             self._loop.stop()
 

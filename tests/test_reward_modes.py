@@ -87,7 +87,7 @@ def test_the_issues_cases_earn_the_correctness_reward_in_suite_mode_only(target,
 
 def test_recipe_mode_reproduces_the_string_rule_numbers():
     cases = TABLE["cases"]
-    formats, correctness = trainer_rewards("recipe", cases)
+    _formats, correctness = trainer_rewards("recipe", cases)
     assert correctness == [c["recipe"] for c in cases]
     assert {1.5, 2.0, 0.0} <= set(correctness)
     # The calculator's shared table (the page's rules, checked against Python in Chromium by

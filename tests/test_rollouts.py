@@ -209,9 +209,8 @@ def test_prompt_mismatch_names_the_first_difference():
 @pytest.mark.slow
 def test_the_training_log_has_rollout_throughput(tmp_path, tiny_model_dir):
     from harness.checkpoints import read_train_log
-    from trainers.train import train
-
     from trainers.bench import compare
+    from trainers.train import train
 
     cfg = TrainConfig.from_dict({"model": str(tiny_model_dir), "engine": "trl", "limit": 8, "max_steps": 3,
                                  "per_device_train_batch_size": 4, "num_generations": 4, "max_completion_length": 6,

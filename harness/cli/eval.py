@@ -232,11 +232,10 @@ def rescore_command(run: str, scoring: str | None, **judge_flags: Any) -> None:
     Example: harness rescore runs/20261120-101500-tiny-qwen2_5_vl-1a2b --scoring official
     Example: harness rescore runs/20261120-101500-tiny-qwen2_5_vl-1a2b --judge http://127.0.0.1:8001/v1
     """
+    from harness.progress import default_mode
     from harness.report_text import metrics_table
     from harness.runner import rescore
     from harness.runstore import RunDir
-
-    from harness.progress import default_mode
 
     quiet = judge_flags.pop("quiet")
     metrics = rescore(run, echo=lambda m: click.echo(m, err=True), judge=_judge_settings(judge_flags),

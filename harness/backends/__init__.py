@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from core.errors import BackendError
+from core.errors import BackendError, ConfigError
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,13 @@ class GenerationParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def check(self) -> None:
+        """A one-line ConfigError for parameters no backend can honour."""
+        if self.n < 1 or self.max_new_tokens < 1 or self.temperature < 0:
+            raise ConfigError(f"invalid generation parameters {self.to_dict()}")
+        if self.n > 1 and self.temperature == 0:
+            raise ConfigError(f"n={self.n} samples need temperature > 0 (temperature 0 is greedy)")
 
 
 @dataclass

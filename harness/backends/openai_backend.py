@@ -133,8 +133,7 @@ class OpenAIBackend:
                max_concurrency: int | None = None) -> Iterator[Completion]:
         """Every request sent (at most max_concurrency in flight; default DEFAULT_MAX_CONCURRENCY), each
         request's completions yielded as it finishes. Stopping the iteration cancels what is in flight."""
-        if params.n > 1 and params.temperature == 0:
-            raise ConfigError(f"n={params.n} samples need temperature > 0 (temperature 0 is greedy)")
+        params.check()
         cap = max_concurrency or self.default_concurrency
         self.request_params = {"model": self.model, **sampling_body(params),
                                **({"seed": "per request, from --seed and the request id"}

@@ -86,10 +86,7 @@ class TransformersBackend:
     def generate(self, requests: list[Request], params: GenerationParams) -> list[Completion]:
         if self.model is None:
             raise BackendError("the transformers backend was closed")
-        if params.n < 1 or params.max_new_tokens < 1 or params.temperature < 0:
-            raise ConfigError(f"invalid generation parameters {params.to_dict()}")
-        if params.n > 1 and params.temperature == 0:
-            raise ConfigError(f"n={params.n} samples need temperature > 0 (temperature 0 is greedy)")
+        params.check()
         completions: list[Completion] = []
         for start in range(0, len(requests), self.batch_size):
             completions += self._generate_batch(requests[start:start + self.batch_size], params)

@@ -195,13 +195,6 @@ class VllmBackend:
             kwargs["output_kind"] = self.api.final_only  # what LLM.generate asks for: no partial outputs
         return self.api.SamplingParams(**kwargs)
 
-    @staticmethod
-    def _check(params: GenerationParams) -> None:
-        if params.n < 1 or params.max_new_tokens < 1 or params.temperature < 0:
-            raise ConfigError(f"invalid generation parameters {params.to_dict()}")
-        if params.n > 1 and params.temperature == 0:
-            raise ConfigError(f"n={params.n} samples need temperature > 0 (temperature 0 is greedy)")
-
     def _completions(self, request: Request, output: Any, latency_s: float, bare: bool = False) -> list[Completion]:
         metrics = getattr(output, "metrics", None)
         ttft = getattr(metrics, "first_token_latency", None) if metrics is not None else None
@@ -268,7 +261,7 @@ class VllmBackend:
                max_concurrency: int | None = None) -> Iterator[Completion]:
         """Every request handed to the engine (at most max_concurrency in flight), completions yielded as
         each request finishes. Stopping the iteration aborts what is still in flight."""
-        self._check(params)
+        params.check()
         if max_concurrency is not None and max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
         source, exhausted = iter(requests), False  # pulled as slots free up: prompts are built lazily
@@ -297,7 +290,7 @@ class VllmBackend:
     def generate_bare(self, requests: list[Request], params: GenerationParams) -> list[Completion]:
         """One `LLM.generate` call on the same engine inputs: the bare engine's speed, for comparisons.
         Every completion's latency_s is that call's wall time; no per-request timings."""
-        self._check(params)
+        params.check()
         inputs = [self.engine_input(r) for r in requests]
         sampling = [self.sampling_params(params, r, final_only=False) for r in requests]
         started = time.perf_counter()

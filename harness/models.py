@@ -7,6 +7,7 @@
     device = pick_device("auto"); dtype = pick_dtype("auto", device)
     net, processor = load_model_and_processor(model, dtype=dtype, device=device, load_in_4bit=True)
     vision_token_ids(processor)                               # [ids of <|vision_start|>, <|image_pad|>, ...]
+    image_pad_id(processor)                                   # the id of <|image_pad|>
 
 The backends, both trainer engines, the LoRA merge and the warm start all load through here, so a QLoRA
 adapter is evaluated on a base quantized exactly as the one it was trained on: `bnb_4bit_config` is the
@@ -307,6 +308,12 @@ def merge_adapter(model: ResolvedModel, out: Path, dtype: str = "bfloat16") -> P
     merged.save_pretrained(out)
     load_processor(model).save_pretrained(out)
     return out
+
+
+def image_pad_id(processor: Any) -> int | None:
+    """Id of the one placeholder token that stands for an image before the processor expands it."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    return tokenizer.get_vocab().get("<|image_pad|>")
 
 
 def vision_token_ids(processor: Any) -> list[int]:

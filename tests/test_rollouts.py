@@ -13,7 +13,7 @@ import pytest
 from transformers import AutoProcessor
 
 from core.errors import ConfigError, ModelError
-from harness.models import vision_token_ids
+from harness.models import image_pad_id, vision_token_ids
 from suites import get_suite
 from suites.base import LoadOptions
 from tests.fake_vllm import FakeSamplingParams
@@ -23,6 +23,7 @@ from trainers.rollouts import (
     SUPPRESS_BIAS,
     check_rollout_engine,
     check_rollout_prompts,
+    collapse_image_runs,
     prompt_mismatch,
     rollout_generation_kwargs,
 )
@@ -104,20 +105,17 @@ def test_the_harness_train_flag_sets_trl_vllm_rollouts():
 
 # --- TRL's vLLM generation code with the kwargs above -----------------------------------------------------
 class EchoEngine:
-    """vLLM's LLM.generate for token prompts: outputs report the prompt the engine generated from. Its
-    processor expands each image placeholder run `expand` times over (1: it finds the processor's
-    expansion and keeps it; 2: it expands the expanded prompt again, trl#6294's failure)."""
+    """vLLM's LLM.generate for token prompts: outputs report the prompt the engine generated from (here the
+    prompt as it was sent)."""
 
-    def __init__(self, image_token: int, expand: int = 1):
-        self.image_token, self.expand, self.calls = image_token, expand, []
+    def __init__(self, image_token: int):
+        self.image_token, self.calls = image_token, []
 
     def generate(self, prompts, sampling_params, use_tqdm=True):
         self.calls.append((prompts, sampling_params))
         outputs = []
         for prompt in prompts:
-            ids = []
-            for token in prompt["prompt_token_ids"]:
-                ids += [token] * (self.expand if token == self.image_token else 1)
+            ids = list(prompt["prompt_token_ids"])
             sample = SimpleNamespace(token_ids=[11, 12, 13], logprobs=[
                 {t: SimpleNamespace(rank=1, logprob=-0.5)} for t in (11, 12, 13)])
             outputs.append(SimpleNamespace(prompt_token_ids=ids, outputs=[sample]))
@@ -173,29 +171,87 @@ def test_trl_vllm_generation_refuses_suppress_tokens_and_takes_the_logit_bias(mo
     assert [p["prompt_token_ids"] for p in sent] == ids and sent[0]["multi_modal_data"]["image"] is images[0][0]
 
 
-def test_a_rollout_prompt_vllm_expanded_again_stops_training_in_one_line(monkeypatch, tiny_prompts):
+class VllmProcessorEngine(EchoEngine):
+    """LLM.generate as vLLM 0.25.1 treats token prompts with images: for each image its processor replaces
+    the first placeholder after the last expansion with the image's `per_image` tokens, whether or not the
+    prompt was expanded already (so the processor's 256 became 511 on the GPU)."""
+
+    def __init__(self, image_token: int, per_image: int):
+        super().__init__(image_token)
+        self.per_image = per_image
+
+    def generate(self, prompts, sampling_params, use_tqdm=True):
+        outputs = super().generate(prompts, sampling_params, use_tqdm)
+        for prompt, output in zip(prompts, outputs, strict=True):
+            ids, at = list(prompt["prompt_token_ids"]), 0
+            images = (prompt.get("multi_modal_data") or {}).get("image")
+            for _ in ([images] if images is not None and not isinstance(images, list) else images or []):
+                at = ids.index(self.image_token, at)
+                ids[at:at + 1] = [self.image_token] * self.per_image
+                at += self.per_image
+            output.prompt_token_ids = ids
+        return outputs
+
+
+def test_a_colocated_vllm_gets_one_placeholder_per_image_and_expands_it_as_the_processor(monkeypatch,
+                                                                                          tiny_prompts):
     processor, ids, images = tiny_prompts
-    image_token = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    image_token = image_pad_id(processor)
     n_image = ids[0].count(image_token)
     assert n_image >= 4  # the processor expanded the placeholder to the image's patches
+    assert collapse_image_runs(ids[0], image_token).count(image_token) == 1
+    assert len(collapse_image_runs(ids[0], image_token)) == len(ids[0]) - n_image + 1
+    engine = VllmProcessorEngine(image_token, per_image=n_image)
+    trainer = SimpleNamespace(vllm_generation=trl_generator(monkeypatch, engine, {}))
+    assert check_rollout_prompts(trainer, vision_token_ids(processor), image_token)
+    prompt_ids, completions, _, _ = trainer.vllm_generation.generate(prompts=ids, images=images, num_generations=1)
+    (sent, _), = engine.calls
+    assert [p["prompt_token_ids"] for p in sent] == [collapse_image_runs(i, image_token) for i in ids]
+    assert prompt_ids == ids and completions == [[11, 12, 13]] * 2  # vLLM's expansion is the processor's
+
+
+def test_a_rollout_prompt_vllm_expanded_again_stops_training_in_one_line(monkeypatch, tiny_prompts):
+    processor, ids, images = tiny_prompts
+    image_token = image_pad_id(processor)
+    n_image = ids[0].count(image_token)
     n_vision = sum(t in vision_token_ids(processor) for t in ids[0])  # the pads, and the start and end markers
 
-    faithful = SimpleNamespace(vllm_generation=trl_generator(monkeypatch, EchoEngine(image_token), {}))
-    assert check_rollout_prompts(faithful, vision_token_ids(processor))
-    faithful.vllm_generation.generate(prompts=ids, images=images, num_generations=1)  # same prompt: no error
-
-    doubled = SimpleNamespace(vllm_generation=trl_generator(monkeypatch, EchoEngine(image_token, expand=2), {}))
+    # the expanded ids sent as they are (TRL's colocate path): vLLM expands the first placeholder again
+    doubled = SimpleNamespace(vllm_generation=trl_generator(
+        monkeypatch, VllmProcessorEngine(image_token, per_image=n_image), {}))
     check_rollout_prompts(doubled, vision_token_ids(processor))
     with pytest.raises(ModelError) as caught:
         doubled.vllm_generation.generate(prompts=ids, images=images, num_generations=1)
     message = str(caught.value)
     assert "\n" not in message
     assert (f"prompt 0: the processor built {len(ids[0])} tokens ({n_vision} vision tokens), vLLM generated from "
-            f"{len(ids[0]) + n_image} ({n_vision + n_image} vision tokens)") in message
+            f"{len(ids[0]) + n_image - 1} ({n_vision + n_image - 1} vision tokens)") in message
     assert message.startswith("vLLM generated rollouts from a prompt other than the processor's")
+
+    # one placeholder sent, but vLLM's processor sizes the image otherwise: stopped as well
+    resized = SimpleNamespace(vllm_generation=trl_generator(
+        monkeypatch, VllmProcessorEngine(image_token, per_image=n_image * 4), {}))
+    check_rollout_prompts(resized, vision_token_ids(processor), image_token)
+    with pytest.raises(ModelError, match="prompt 0: the processor built"):
+        resized.vllm_generation.generate(prompts=ids, images=images, num_generations=1)
 
     # a trainer without TRL's vLLM generator (transformers rollouts) is left alone
     assert check_rollout_prompts(SimpleNamespace(), [image_token]) is False
+
+
+def test_server_mode_prompts_keep_their_expansion(tiny_prompts):
+    """TRL's server mode places precomputed image features on the expanded runs: nothing is cut there."""
+    processor, ids, images = tiny_prompts
+    sent = []
+
+    def generate(prompts, images, num_generations, profiler=None):
+        sent.append(prompts)
+        return prompts, [[11]] * len(prompts), None, None
+
+    trainer = SimpleNamespace(vllm_generation=SimpleNamespace(mode="server", generate=generate))
+    assert check_rollout_prompts(trainer, vision_token_ids(processor), image_pad_id(processor))
+    trainer.vllm_generation.generate(ids, images, 1)
+    assert sent == [ids]
 
 
 def test_prompt_mismatch_names_the_first_difference():

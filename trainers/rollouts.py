@@ -5,13 +5,20 @@ processor built; and rollout throughput in the training log.
     check_rollout_engine(cfg, engine, device)           # vLLM asked for where it cannot run: one-line error
     kwargs = vllm_grpo_kwargs(cfg, engine)              # use_vllm, vllm_mode, ... for GRPOConfig
     gen = rollout_generation_kwargs([151655], True)     # {"logit_bias": {151655: -100.0}}
-    install_rollout_hooks(trainer, cfg, engine, [151655], say)   # after GRPOTrainer is built: the prompt
-                                                        # check and rollout/seconds, rollout/tokens_per_s
+    install_rollout_hooks(trainer, cfg, engine, [151652, 151653, 151655], 151655, say)   # after GRPOTrainer
+                        # is built: unexpanded prompts to a colocated vLLM, the prompt check, rollout/seconds
 
 Vision placeholder tokens must never be sampled (a completion holding one breaks the next forward pass).
 transformers' generate takes `suppress_tokens`; vLLM's SamplingParams has no such field (TypeError at
 the first rollout), so through vLLM they get a logit bias of -100: the OpenAI API's floor, which vLLM's
 server clamps any bias to, and a number JSON can carry to `vllm_mode="server"` (-inf it cannot).
+
+TRL hands a colocated vLLM the processor's token ids, image placeholders already expanded, beside the
+raw image; vLLM's own processor then expands the first placeholder of each image again (256 image
+tokens became 511 for a 448x448 image on Qwen2.5-VL-7B, vLLM 0.25.1: trl#6294). So the ids sent to a
+colocated engine (TRL's colocate mode, Unsloth's fast_inference) carry one placeholder per image, vLLM
+expands it, and the check compares vLLM's expansion with the processor's. Server mode is left alone:
+TRL's server path places precomputed image features on the expanded runs.
 """
 
 from __future__ import annotations
@@ -113,18 +120,31 @@ def prompt_mismatch(built: Sequence[Sequence[int]], received: Sequence[Sequence[
     return None
 
 
-def check_rollout_prompts(trainer: Any, image_token_ids: Sequence[int]) -> bool:
+def collapse_image_runs(ids: Sequence[int], image_pad: int) -> list[int]:
+    """`ids` with each run of image placeholders cut to one: the prompt before the processor expanded it."""
+    out: list[int] = []
+    for token in ids:
+        if token == image_pad and out and out[-1] == image_pad:
+            continue
+        out.append(token)
+    return out
+
+
+def check_rollout_prompts(trainer: Any, image_token_ids: Sequence[int], image_pad: int | None = None) -> bool:
     """Make every vLLM rollout compare the prompt vLLM generated from (what its output reports, image
     tokens expanded by vLLM's own processor) with the processor's token ids that TRL sent; a difference
-    stops training with a ModelError. False when this trainer generates without TRL's vLLM generator."""
+    stops training with a ModelError. A colocated engine is sent the ids with one `image_pad` per image
+    (module docstring). False when this trainer generates without TRL's vLLM generator."""
     generator = getattr(trainer, "vllm_generation", None)
     if generator is None or not callable(getattr(generator, "generate", None)):
         return False
     generate = generator.generate
+    unexpand = image_pad is not None and getattr(generator, "mode", "colocate") == "colocate"
 
     @functools.wraps(generate)
     def checked(prompts: Any, *args: Any, **kwargs: Any) -> Any:
-        out = generate(prompts, *args, **kwargs)
+        sent = [collapse_image_runs(p, image_pad) for p in prompts] if unexpand else prompts
+        out = generate(sent, *args, **kwargs)
         why = prompt_mismatch(prompts, out[0], image_token_ids)
         if why is not None:
             raise ModelError(f"vLLM generated rollouts from a prompt other than the processor's ({why}); stopped "
@@ -162,9 +182,10 @@ def log_rollout_throughput(trainer: Any) -> bool:
 
 
 def install_rollout_hooks(trainer: Any, cfg: TrainConfig, engine: str, image_token_ids: Sequence[int],
-                          say: Any) -> None:
-    """Throughput logging always; the prompt check when vLLM generates (a warning where it cannot be hooked)."""
+                          image_pad: int | None, say: Any) -> None:
+    """Throughput logging always; unexpanded prompts and the prompt check when vLLM generates (a warning
+    where it cannot be hooked)."""
     log_rollout_throughput(trainer)
-    if rollouts_via_vllm(cfg, engine) and not check_rollout_prompts(trainer, image_token_ids):
+    if rollouts_via_vllm(cfg, engine) and not check_rollout_prompts(trainer, image_token_ids, image_pad):
         say("warning: this trainer generates through vLLM without TRL's vLLM generator; the rollout prompts are "
             "not checked against the processor's")

@@ -32,7 +32,7 @@ from harness.checkpoints import (
     write_checkpoint,
 )
 from harness.config import EvalConfig
-from harness.models import pick_dtype, vision_token_ids
+from harness.models import image_pad_id, pick_dtype, vision_token_ids
 from trainers.checkpoint import lora_check
 from trainers.config import TrainConfig
 from trainers.data import TrainData, eval_plan, guard, load_training_data, to_trl_dataset
@@ -163,7 +163,7 @@ def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_fu
             from trainers.ratios import log_importance_ratios
 
             log_importance_ratios(trainer)
-        install_rollout_hooks(trainer, cfg, engine, vision_token_ids(processor), say)
+        install_rollout_hooks(trainer, cfg, engine, vision_token_ids(processor), image_pad_id(processor), say)
         from trainers.data_order import install_data_order
 
         # a resumed run's later epochs get the uninterrupted run's data order; mixed kinds, one per batch

@@ -17,6 +17,10 @@ Classes (the harness's verdict against the official one):
   text, a bare number) and the GPT extraction is something else (GPT answering the question itself).
 - different_reading: both read an answer, from different parts of a free-text response.
 - official_unparsable: the GPT extraction cannot be normalised ("2000 and 2005"); the rules read the gold.
+- listing_order: the query listed the options in another order than `choices`; the official verdict
+  maps GPT's letter (a letter of the listing the model answered) through `choices`, and read against
+  the listing GPT's extraction gets the other verdict. Strict scoring reads the listing; the official-
+  compatible mode maps through `choices` as the official pipeline does.
 """
 
 from __future__ import annotations
@@ -24,31 +28,26 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core.formats import OFFICIAL, answer_region
 from suites.base import SCORING_MODES, ScoringInput, Target
 from suites.mathvista_answers import NOT_AN_OPTION, score
-from suites.mathvista_official import normalize_for_target
+from suites.mathvista_official import normalize_for_target, safe_equal
+from suites.mathvista_outputs import problem_target
 
 # Extraction rules that read an answer the response states explicitly.
 EXPLICIT_RULES = ("answer_is", "choice_letter", "choice_text", "claim_choice_text", "claim_choice_value", "int",
                   "float", "last_line_letter", "letter_called_correct", "quoted_letter", "leading_yes_no", "paren_letter", "bracket_list")
-CLASSES = ("abstention", "unread_sentence", "not_an_option", "gpt_contradicts_response",
+CLASSES = ("listing_order", "abstention", "unread_sentence", "not_an_option", "gpt_contradicts_response",
            "different_reading", "official_unparsable")
-
-
-def _target(problem: dict[str, Any]) -> Target:
-    return Target(gold=problem["answer"], answer_type=problem["answer_type"], choices=problem["choices"],
-                  precision=problem["precision"],
-                  meta={"question_type": problem["question_type"], "answer_type": problem["answer_type"]},
-                  question=problem.get("question"))
 
 
 def classify(problem: dict[str, Any], scoring: str) -> tuple[bool, str | None, dict[str, Any]]:
     """(harness verdict, disagreement class or None when it agrees with true_false, details)."""
-    target = _target(problem)
+    target = problem_target(problem)
     response = str(problem.get("response") or "")
     region, region_rule = answer_region(response, OFFICIAL)
     verdict = score(ScoringInput(response=response, region=region, region_rule=region_rule, target=target))
@@ -59,6 +58,9 @@ def classify(problem: dict[str, Any], scoring: str) -> tuple[bool, str | None, d
                "official_prediction": problem.get("prediction"), "gold": problem["answer"]}
     if mine == official:
         return mine, None, details
+    listed = target.meta.get("listed_choices")
+    if listed and _verdict_on_listing(problem.get("extraction"), replace(target, choices=listed)) != official:
+        return mine, "listing_order", details
     if rule == "abstention":
         return mine, "abstention", details
     if official:  # the official verdict credits it, the harness does not
@@ -70,6 +72,14 @@ def classify(problem: dict[str, Any], scoring: str) -> tuple[bool, str | None, d
         return mine, "official_unparsable", details
     explicit = any(rule.startswith(r) for r in EXPLICIT_RULES)
     return mine, "gpt_contradicts_response" if explicit else "different_reading", details
+
+
+def _verdict_on_listing(extraction: Any, shown: Target) -> bool:
+    """GPT's extraction read against the options as the model was shown them (an option's own text is
+    that option, "(b)" included)."""
+    options = shown.choices or []
+    prediction = extraction if extraction in options else normalize_for_target(extraction, shown)
+    return prediction is not None and safe_equal(prediction, shown.gold)
 
 
 def agreement(path: Path, examples: int = 0) -> dict[str, Any]:

@@ -15,6 +15,7 @@ the rules find nothing, the text GPT would most likely have copied (the response
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from core.answer_cues import abstention, cue_line, letter_called_correct, numbers_in, sentences
 from core.answers import find_numbers, to_float
@@ -300,14 +301,25 @@ def _choice_value(choice: str) -> float | None:
 
 
 def score(inp: ScoringInput) -> Score:
-    """Strict verdict in `correct`, the official-compatible one in `official_correct`."""
+    """Strict verdict in `correct`, the official-compatible one in `official_correct`.
+
+    Where the prompt listed the options in another order than `choices` (meta["listed_choices"]), the
+    response is read against the listing it answered: strictly, a letter means the option listed
+    under it; officially, a letter or option text becomes the listing's letter, which the official
+    normalisation then maps through `choices` as GPT's letter is."""
     target = inp.target
+    listed = target.meta.get("listed_choices")
+    shown = replace(target, choices=listed) if listed else target
     whole = inp.region_rule == "response"
-    extracted, rule = extract_answer(inp.region, target, whole_response=whole)
+    extracted, rule = extract_answer(inp.region, shown, whole_response=whole)
     prediction = None
     if extracted is not None and rule not in NOT_AN_OPTION:
-        prediction = normalize_for_target(extracted, target)
-    official_text = official_extraction(inp, extracted, rule)
+        # An option's own text is that option, even one that reads as a letter ("(b)").
+        options = shown.choices or []
+        prediction = extracted if extracted in options else normalize_for_target(extracted, shown)
+    official_text = official_extraction(replace(inp, target=shown), extracted, rule)
+    if listed and official_text in listed:
+        official_text = chr(ord("A") + listed.index(official_text))
     official_prediction = normalize_for_target(official_text, target) if official_text is not None else None
     return Score(extracted=extracted, extractor=f"{inp.region_rule}>{rule}",
                  correct=prediction is not None and safe_equal(prediction, target.gold),

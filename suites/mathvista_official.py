@@ -8,6 +8,14 @@ Anything extracted for a multi-choice item becomes a choice: a letter in parenth
 capital letter names one, anything else (an abstention such as "N/A" included) is mapped to the
 choice at the smallest edit distance. The harness's strict scoring does not do that last step; its
 `official` scoring mode does (see suites/mathvista_answers.py).
+
+In 10 testmini problems the query the models were shown lists the options in another order than the
+stored `choices` (pid 229: "(E) 0.33%" where choices[4] is "0.30%"; pid 272 lists other texts too).
+GPT extracts the letter as the query lists it, and the normalisation maps that letter through
+`choices`; `listed_choices` gives the listing, so that a response can be read against it:
+
+    listed_choices(query, ["0.33%", "0.31%", "0.29%", "0.32%", "0.30%"])
+    # ["0.30%", "0.32%", "0.31%", "0.29%", "0.33%"]: the options in the query's order
 """
 
 from __future__ import annotations
@@ -55,6 +63,26 @@ def nearest_choice(extraction: Any, choices: list[str], ignore_empty: bool = Fal
     # Smallest edit distance, first choice on ties: so "" picks the shortest choice.
     distances = [distance(text, choice) for choice in choices]
     return choices[distances.index(min(distances))]
+
+
+# An option line of a query's listing: "(A) 0.30%".
+_LISTED_OPTION = re.compile(r"^\(([A-Z])\)[ \t]?(.*)$", re.MULTILINE)
+
+
+def listed_choices(query: str | None, choices: list[str] | None) -> list[str] | None:
+    """The options as the query's "Choices:" block lists them, where that differs from the stored
+    `choices` (another order, or even other texts: pid 272 lists "(C) 5:30" where choices[2] is
+    "4:30"); a listed text equal to a stored choice but for surrounding spaces is given as stored.
+    None where the query lists the stored choices in their order, or has no listing of as many
+    options, lettered from A."""
+    if not query or not choices or "Choices:" not in query:
+        return None
+    listed = _LISTED_OPTION.findall(query.rsplit("Choices:", 1)[1])
+    if [letter for letter, _ in listed] != [chr(ord("A") + i) for i in range(len(choices))]:
+        return None
+    by_text = {c.strip(): c for c in choices}
+    shown = [by_text.get(text.strip(), text.strip()) for _, text in listed]
+    return None if shown == list(choices) else shown
 
 
 def safe_equal(prediction: Any, answer: Any) -> bool:

@@ -23,7 +23,7 @@ from suites.base import SCORING_MODES, Item, LoadOptions, ScoringInput, Target
 from suites.data_files import read_json
 from suites.mathvista_answers import score
 from suites.mathvista_data import SPLIT, load
-from suites.mathvista_official import normalize_for_target, safe_equal
+from suites.mathvista_official import listed_choices, normalize_for_target, safe_equal
 
 
 def score_predictions(path: str | Path, field: str = "extraction", data_dir: Path | None = None,
@@ -47,7 +47,7 @@ def score_predictions(path: str | Path, field: str = "extraction", data_dir: Pat
     for pid, problem in problems.items():
         if not isinstance(problem, dict):
             raise DataError(f"{path.name}: problem {pid} is not an object")
-        target = _target(problem, golds.get(str(pid)), path.name, pid)
+        target = problem_target(problem, golds.get(str(pid)), path.name, pid)
         if field not in problem:
             missing += 1
             items[str(pid)], answered[str(pid)] = False, False
@@ -65,14 +65,21 @@ def score_predictions(path: str | Path, field: str = "extraction", data_dir: Pat
             "answered": answered}
 
 
-def _target(problem: dict[str, Any], item: Item | None, file_name: str, pid: Any) -> Target:
+def problem_target(problem: dict[str, Any], item: Item | None = None, file_name: str = "predictions",
+                   pid: Any = "?") -> Target:
+    """The target of one problem of an official output file (the answer from `item` where the file
+    has none). Where the problem's `query` lists the options in another order than `choices`, the
+    listing is kept in meta["listed_choices"]: the model answered by that listing's letters."""
     answer = problem["answer"] if "answer" in problem else getattr(item, "gold", None)
     if answer is None:
         raise DataError(f"{file_name}: problem {pid} has no answer and is not in the data set")
     try:
+        meta = {"question_type": problem["question_type"], "answer_type": problem["answer_type"]}
+        listed = listed_choices(problem.get("query"), problem["choices"])
+        if listed is not None:
+            meta["listed_choices"] = listed
         return Target(gold=answer, answer_type=problem["answer_type"], choices=problem["choices"],
-                      precision=problem["precision"],
-                      meta={"question_type": problem["question_type"], "answer_type": problem["answer_type"]},
+                      precision=problem["precision"], meta=meta,
                       question=problem.get("question", getattr(item, "question", None)))
     except KeyError as exc:
         raise DataError(f"{file_name}: problem {pid} has no {exc.args[0]!r} field") from exc

@@ -13,6 +13,8 @@ from harness.cli import cli
 from suites.base import ScoringInput, Target
 from suites.mathvista import score, score_predictions
 from suites.mathvista_agreement import agreement
+from suites.mathvista_official import listed_choices
+from suites.mathvista_outputs import problem_target
 
 ANGLES = ["30°", "40°", "50°", "60°"]
 
@@ -205,13 +207,64 @@ def test_items_without_an_extraction_are_no_answer_and_counted(tmp_path):
     assert "2 item(s) have no 'extraction' field: scored as no answer" in out.stderr
 
 
+# --- a query that lists the options in another order than `choices` --------------------------------
+
+LISTING_QUERY = ("Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, "
+                 "at the end.\nQuestion: What is the lowest fat level given?\nChoices:\n(A) 1.2%\n(B) 1.5%\n"
+                 "(C) 1.4%\n(D) 1.3%")
+LISTING_PROBLEM = {"question": "What is the lowest fat level given?",
+                   "choices": ["1.3%", "1.4%", "1.5%", "1.2%"], "precision": None, "answer": "1.2%",
+                   "question_type": "multi_choice", "answer_type": "text", "query": LISTING_QUERY}
+
+
+def test_the_options_as_the_query_lists_them():
+    assert listed_choices(LISTING_QUERY, LISTING_PROBLEM["choices"]) == ["1.2%", "1.5%", "1.4%", "1.3%"]
+    # listed in stored order, no listing, or a listing of another length: nothing to keep
+    assert listed_choices(LISTING_QUERY, ["1.2%", "1.5%", "1.4%", "1.3%"]) is None
+    assert listed_choices("Question: How many bars are there?", ["1", "2"]) is None
+    assert listed_choices(LISTING_QUERY, ["1.2%", "1.5%", "1.4%"]) is None
+    # other texts are kept as listed; a stored choice with a stray space is given as stored
+    query = "Question: What time is shown?\nChoices:\n(A) 1:30\n(B) 5:30\n(C) 4:30"
+    assert listed_choices(query, ["9:30", "4:30 ", "5:30"]) == ["1:30", "5:30", "4:30 "]
+    assert listed_choices("Choices:\n(A) up\n(B) down", ["up ", "down"]) is None
+
+
+@pytest.mark.parametrize(("response", "strict", "official"), [
+    # the letter of the listing: strictly the option listed under it (A: 1.2%, the gold); officially
+    # the letter goes through the stored choices (choices[0] is 1.3%), as GPT's letter does
+    ("The fat levels are 1.2%, 1.5%, 1.4% and 1.3%; the lowest is the first one, so the answer is (A).",
+     True, False),
+    # the option's text: the listing's letter D, which the official normalisation maps to choices[3]
+    ("The lowest fat level given is 1.3%.", False, True),
+])
+def test_letters_name_the_options_as_the_query_listed_them(response, strict, official):
+    target = problem_target(LISTING_PROBLEM)
+    assert target.meta["listed_choices"] == ["1.2%", "1.5%", "1.4%", "1.3%"]
+    s = read(response, target)
+    assert (s.correct, s.official_correct) == (strict, official)
+
+
+def test_an_output_file_is_scored_against_its_queries_listing(tmp_path):
+    problems = {"7": {**LISTING_PROBLEM, "response": "The lowest fat level given is 1.3%.",
+                      "extraction": "D"},
+                "8": {**LISTING_PROBLEM, "response": "So the answer is (A).", "extraction": "A"}}
+    path = tmp_path / "output_model.json"
+    path.write_text(json.dumps(problems), encoding="utf-8")
+    # the stored extractions give the official verdicts: D -> choices[3] is the gold, A is not
+    assert score_predictions(path, "extraction")["items"] == {"7": True, "8": False}
+    assert score_predictions(path, "response", scoring="official")["items"] == {"7": True, "8": False}
+    assert score_predictions(path, "response", scoring="strict")["items"] == {"7": False, "8": True}
+
+
 OUTPUTS = ("output_bard.json", "output_llava_llama_2_13b.json")
 # Measured with `python -m suites.mathvista_agreement` (docs/suites.md lists the classes): the most
 # disagreements with the official verdicts each file may have, strict and official-compatible. In the
-# LLaVA file 17 items are ones where GPT's extraction contradicts an answer the response states
-# explicitly ("The correct answer is (C) 60°." extracted as B), which no rule reproduces.
-MOST_DISAGREEMENTS = {"output_bard.json": {"strict": 20, "official": 13},
-                      "output_llava_llama_2_13b.json": {"strict": 35, "official": 28}}
+# LLaVA file 13 items are ones where GPT's extraction contradicts an answer the response states
+# explicitly ("The correct answer is (C) 60°." extracted as B), which no rule reproduces. Strict
+# scoring also differs on the items whose query listed the options in another order than `choices`
+# (3 Bard, 5 LLaVA): it reads the letter the model saw, where the official verdict does not.
+MOST_DISAGREEMENTS = {"output_bard.json": {"strict": 23, "official": 13},
+                      "output_llava_llama_2_13b.json": {"strict": 35, "official": 24}}
 
 
 @pytest.mark.parametrize("name", OUTPUTS)

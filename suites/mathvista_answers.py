@@ -35,6 +35,10 @@ _COPULA_NUMBER = re.compile(
     r"(?:\b(?:is|are|was|were|be|equals?|totals?)\s+|=\s*)(?:approximately\s+|about\s+|around\s+|roughly\s+|only\s+|"
     r"exactly\s+|just\s+|nearly\s+|almost\s+)?((?:-?\d[\d,.]*|[a-z]+(?:-[a-z]+)?))(?![\w-])", re.IGNORECASE)
 
+_MODAL = r"(?:may|might|will|would|could|can|should|must)(?:\s+(?:also|likely|probably))?"
+# A label that the question defines: "... coefficients? (a): Image A, (b): Image B, (c): Image C."
+_LABEL_DEFINITION = re.compile(r"(\([A-Za-z]\))\s*[:：]\s*([^,;:\n()]+?)\s*(?=[,;\n]|\.(?:\s|$)|$)")
+
 # Rules whose extraction is not an option: strict scoring does not map it to the nearest choice.
 NOT_AN_OPTION = frozenset({"raw", "claim_not_an_option"})
 
@@ -46,11 +50,13 @@ def extract_answer(region: str, target: Target, whole_response: bool = False,
     Multi-choice: the choice text (any case); a lone letter ("C", "(C)", "**C.**", '"C."'); the
     letter, choice text or choice value after the last answer cue ("The answer is:\\nC", "答案是: C",
     "the correct option letter is D"); a leading "C. ..." / "(C) ..."; a letter alone on the last line;
-    a leading "Yes, ..."; the last "(C)"; the last choice text mentioned; a number equal to exactly one
-    choice's value ("4.40 meters" for "4.40米"); else, for a short answer block, the text itself (not an
-    option). Integer/float: the official int()/float() fast paths; the first number after the last
-    answer cue (number words read as numbers); the last bold number; the first number of a
-    one-sentence response; the last number. List: the last [...] with ", " separators.
+    a leading "Yes, ..."; the last "(C)"; a restated yes/no question; the one choice the claim sentence
+    names (its text, a modal verb allowed: "plants may increase"; its value; a label the question
+    defines: "Image A" for "(a): Image A"); the last choice text mentioned; a choice in other words;
+    else, for a short answer block, the text itself (not an option). Integer/float: the official
+    int()/float() fast paths; the first number after the last answer cue (number words read as
+    numbers); the last bold number; the first number of a one-sentence response; the last number.
+    List: the last [...] with ", " separators.
     With `abstain`, a refusal or a "cannot be determined" ends the search before the weaker rules
     (everything after the cue): it is no answer."""
     text = region.strip()
@@ -157,6 +163,9 @@ def _extract_choice(text: str, choices: list[str], whole_response: bool, abstain
             return named[0], "claim_choice_text"
         if named:  # "140° and 150° are too wide": a sentence naming several options is no claim
             continue
+        labelled = _defined_labels_named(sentence, choices, question)
+        if len(labelled) == 1:
+            return labelled[0], "claim_defined_label"  # "... is Image A." for "(a): Image A"
         valued = _choice_of_value(sentence, choices)
         if valued is not None:
             return valued, "claim_choice_value"
@@ -199,6 +208,14 @@ def _claim_order(parts: list[str]) -> list[str]:
 def _stated_numbers(sentence: str) -> list[str]:
     """Numbers a copula or an equals sign introduces: "the missing value is 15", "z = 28"."""
     return [n for m in _COPULA_NUMBER.finditer(sentence) for n in numbers_in(m.group(1))]
+
+
+def _defined_labels_named(sentence: str, choices: list[str], question: str | None) -> list[str]:
+    """The label choices ("(a)") whose definition in the question ("(a): Image A") `sentence` names."""
+    labels = {c.strip().lower(): c for c in choices}
+    named = [labels[label.lower()] for label, name in _LABEL_DEFINITION.findall(question or "")
+             if label.lower() in labels and re.search(_choice_pattern(name), sentence, re.IGNORECASE)]
+    return list(dict.fromkeys(named))
 
 
 def _mentioned_choices(text: str, choices: list[str]) -> list[str]:
@@ -267,8 +284,14 @@ def _mentioned_choice(text: str, choices: list[str], first: bool) -> str | None:
 
 
 def _choice_pattern(choice: str) -> str:
-    """A choice's text as a whole-word pattern, so that "12" does not fire inside "120"."""
-    pattern = re.escape(choice.strip())
+    """A choice's text as a whole-word pattern, so that "12" does not fire inside "120"; in a choice of
+    plain words a modal verb may stand between two of them ("plants may increase" states "plants
+    increase"; "plants may not increase" does not)."""
+    words = choice.split()
+    if len(words) > 1 and all(w.isalpha() for w in words):
+        pattern = rf"\s+(?:{_MODAL}\s+)?".join(re.escape(w) for w in words)
+    else:
+        pattern = re.escape(choice.strip())
     if choice.strip()[0].isalnum():
         pattern = r"(?<![\w.])" + pattern
     if choice.strip()[-1].isalnum():

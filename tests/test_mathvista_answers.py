@@ -136,6 +136,38 @@ def test_a_choice_named_in_other_words():
     assert (s.extracted, s.extractor, s.correct) == (choices[2], "response>choice_in_words", True)
 
 
+def test_a_choice_stated_with_a_modal_verb():
+    choices = ["plants decrease", "plants increase", "nothing happens", "none of the above"]
+    question = "What happens if caterpillars decrease?"
+    response = ("If caterpillars decrease, plants may increase in the food chain. This is because fewer "
+                "caterpillars eat the leaves. However, this is a generalization and may not apply to all "
+                "ecosystems.")
+    s = read(response, mc("plants increase", choices, question))
+    assert (s.extracted, s.extractor, s.correct) == ("plants increase", "response>claim_choice_text", True)
+    target = mc("plants increase", choices, question)
+    s = read("With fewer caterpillars, the plants would decrease in number.", target)
+    assert s.extracted == "plants decrease" and not s.correct
+    # a negated modal states no choice
+    s = read("If caterpillars decrease, plants will not increase.", target)
+    assert s.extracted != "plants increase"
+
+
+def test_a_label_choice_named_by_its_definition_in_the_question():
+    question = ("The 3 images shown below are encoded with JPEG coding. Which image has the most non-zero AC "
+                "coefficients? (a): Image A, (b): Image B, (c): Image C.")
+    choices = ["(c)", "(a)", "(b)"]
+    target = mc("(b)", choices, question)
+    s = read("Judging by the expected DCT coefficients, the image with the most non-zero AC coefficients "
+             "is Image B.", target)
+    assert (s.extracted, s.extractor, s.correct, s.official_correct) == (
+        "(b)", "response>claim_defined_label", True, False)
+    # Strictly, an option's own text is that option even where it reads as a letter; the official
+    # normalisation reads "(b)" as the letter B (choices[1], "(a)"), as it does with GPT's extraction.
+    s = read("Image B has the most high-frequency detail, so the answer is (b).", target)
+    assert (s.extracted, s.correct, s.official_correct) == ("(b)", True, False)
+    assert s.variants["official"]["prediction"] == "(a)"
+
+
 def test_a_response_that_lists_every_option_names_none():
     response = "The radius is 0.5 times the original radius.\n\nChoose the correct option letter:\n\n(A) 1\n(B) √{3}\n(C) 2\n(D) 3"
     s = read(response, mc("2", ["1", "√{3}", "2", "3"]))
@@ -264,7 +296,7 @@ OUTPUTS = ("output_bard.json", "output_llava_llama_2_13b.json")
 # scoring also differs on the items whose query listed the options in another order than `choices`
 # (3 Bard, 5 LLaVA): it reads the letter the model saw, where the official verdict does not.
 MOST_DISAGREEMENTS = {"output_bard.json": {"strict": 23, "official": 13},
-                      "output_llava_llama_2_13b.json": {"strict": 35, "official": 24}}
+                      "output_llava_llama_2_13b.json": {"strict": 34, "official": 22}}
 
 
 @pytest.mark.parametrize("name", OUTPUTS)

@@ -55,8 +55,8 @@ def extract_answer(region: str, target: Target, whole_response: bool = False,
     defines: "Image A" for "(a): Image A"); the last choice text mentioned; a choice in other words;
     else, for a short answer block, the text itself (not an option). Integer/float: the official
     int()/float() fast paths; the first number after the last answer cue (number words read as
-    numbers); the last bold number; the first number of a one-sentence response; the last number.
-    List: the last [...] with ", " separators.
+    numbers); the last bold number; in a one-sentence response, the number it adds to the question's
+    (see _sentence_number); the last number. List: the last [...] with ", " separators.
     With `abstain`, a refusal or a "cannot be determined" ends the search before the weaker rules
     (everything after the cue): it is no answer."""
     text = region.strip()
@@ -73,10 +73,10 @@ def extract_answer(region: str, target: Target, whole_response: bool = False,
             return None, "no_list"
         # The official comparison is a plain string one, so spacing is put in Python's own form.
         return "[" + ", ".join(e.strip() for e in found[-1][1:-1].split(",")) + "]", "bracket_list"
-    return _extract_number(text, kind, abstain)
+    return _extract_number(text, kind, abstain, target.question)
 
 
-def _extract_number(text: str, kind: str, abstain: bool) -> tuple[str | None, str]:
+def _extract_number(text: str, kind: str, abstain: bool, question: str | None) -> tuple[str | None, str]:
     # The official fast paths: a bare integer / float response is taken as it is.
     try:
         return (str(int(text)), "int") if kind == "integer" else (str(float(text)), "float")
@@ -95,11 +95,7 @@ def _extract_number(text: str, kind: str, abstain: bool) -> tuple[str | None, st
         return bold[-1], "bold_number"
     parts = sentences(text)
     if len(parts) == 1 and numbers_in(text):
-        # A one-sentence answer: "There are 2 items sold less than 5 units", "The age gap between the
-        # two people is 10 years", "at x = 1 the slope is 2.54": the last number a copula introduces,
-        # else the first one.
-        stated = _stated_numbers(text)
-        return (stated[-1] if stated else numbers_in(text)[0]), "sentence_number"
+        return _sentence_number(text, question), "sentence_number"
     numbers = find_numbers(text)
     if numbers:
         return numbers[-1], "last_number"
@@ -203,6 +199,20 @@ def _claim_order(parts: list[str]) -> list[str]:
     if _CONCLUSION.match(parts[-1]):
         ends.insert(0, parts[-1])
     return list(dict.fromkeys(ends))
+
+
+def _sentence_number(sentence: str, question: str | None) -> str:
+    """The answer of a one-sentence response, which restates the question around it: a number the
+    question does not give ("The function value first reaches 2 at the point (1, 2)" for "When does
+    the function value first reach 2?" answers 1), the last one a copula introduces ("The age gap
+    between the two people is 10 years", "at x = 1 the slope is 2.54"), else the first one. Where the
+    sentence only repeats the question's numbers, the last one ("9 dots divided into 3 equal groups,
+    with each group containing 3 dots"): the restatement comes first, the answer ends it."""
+    given = set(numbers_in(question or ""))
+    numbers = numbers_in(sentence)
+    stated = [n for n in _stated_numbers(sentence) if n not in given]
+    new = [n for n in numbers if n not in given]
+    return stated[-1] if stated else new[0] if new else numbers[-1]
 
 
 def _stated_numbers(sentence: str) -> list[str]:

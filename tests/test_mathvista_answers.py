@@ -95,6 +95,26 @@ def test_numbers_the_rules_now_read(response, target, extracted, rule):
     assert s.correct
 
 
+@pytest.mark.parametrize(("response", "question", "extracted"), [
+    # the number the question does not give answers it
+    ("The function value first reaches 3 at the point (2, 3) on the graph.",
+     "When does the function value first reach 3?", "2"),
+    ("The total cost of buying 2.5 kilograms of rice is $7.50.",
+     "Maya buys 2.5 kilograms of rice. What is the total cost? (Unit: $)", "7.50"),
+    ("The percentage was over 20% in 4 years.", "In how many years was the percentage over 20%?", "4"),
+    # a sentence that only repeats the question's numbers ends with its answer
+    ("The model has 12 stars divided into 4 equal rows, with each row containing 4 stars.",
+     "The model has 12 stars divided into 4 equal rows. There are (_) stars in each row.", "4"),
+    # ... and a number a copula introduces still wins
+    ("The man is 40 years old and the boy is 12, so the age gap between them is 28 years.",
+     "What is the age gap between the two people?", "28"),
+])
+def test_a_one_sentence_answer_gives_the_number_it_adds_to_the_question(response, question, extracted):
+    s = read(response, free(extracted, "float" if "." in extracted else "integer",
+                            precision=2 if "." in extracted else None, question=question))
+    assert (s.extracted, s.extractor) == (extracted, "response>sentence_number")
+
+
 def test_the_last_number_still_answers_a_reasoned_response():
     response = ("The first bar is 12 and the second is 25.\nAdding them: 12 + 25 = 37.\nSo the total is 37")
     s = read(response, free("37"))
@@ -296,7 +316,7 @@ OUTPUTS = ("output_bard.json", "output_llava_llama_2_13b.json")
 # scoring also differs on the items whose query listed the options in another order than `choices`
 # (3 Bard, 5 LLaVA): it reads the letter the model saw, where the official verdict does not.
 MOST_DISAGREEMENTS = {"output_bard.json": {"strict": 23, "official": 13},
-                      "output_llava_llama_2_13b.json": {"strict": 34, "official": 22}}
+                      "output_llava_llama_2_13b.json": {"strict": 32, "official": 20}}
 
 
 @pytest.mark.parametrize("name", OUTPUTS)
@@ -312,4 +332,4 @@ def test_agreement_with_the_official_verdicts(reference_data, name):
         # the stored GPT extractions reproduce every official verdict, in either mode
         extraction = score_predictions(path, "extraction", scoring=scoring)
         assert all(extraction["items"][pid] == p["true_false"] for pid, p in stored.items())
-    assert measured["official"]["agreement"] >= (0.98 if name == "output_bard.json" else 0.97)
+    assert measured["official"]["agreement"] >= 0.98

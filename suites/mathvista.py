@@ -44,7 +44,7 @@ __all__ = ["DATA_DIR_HELP", "HF_REVISION", "HUB_ID", "QUERY_HINTS", "SPLIT", "SU
 
 SUITE = Suite(
     name=SUITE_NAME,
-    version="2",
+    version="3",
     description="MathVista testmini: 1,000 visual math problems (multi-choice, integer, float, list).",
     source=f"{HUB_ID}@{HF_REVISION}",
     splits={SPLIT: 1000},
@@ -63,12 +63,17 @@ SUITE = Suite(
         "Deviation: the official GPT answer extraction is replaced by rules: the choice text in any case, "
         "an option letter (alone, on the last line, quoted, or after an answer cue such as 'The answer is:', "
         "'答案是:', 'the correct option letter is'), a number (after a cue, in bold, the one a one-sentence "
-        "answer states, numbers written as words, else the last), the last bracketed list (spacing put in "
-        "Python's form), a yes/no question restated as a sentence, a choice named in other words. "
+        "answer adds to the question's, numbers written as words, else the last), the last bracketed list "
+        "(spacing put in Python's form), a yes/no question restated as a sentence, a choice named in other "
+        "words or with a modal verb ('plants may increase'), a label the question defines ('Image A' for "
+        "'(a): Image A'). "
         "Strict scoring (the default) credits no abstention ('Cannot be determined', 'N/A', a refusal) "
         "and no text that names no option; --scoring official maps any extraction, abstentions included, "
         "to the nearest choice as the official pipeline does. On the released official outputs the rules "
-        "still differ from GPT's extraction on some items (see the agreement section below). Variant "
+        "still differ from GPT's extraction on some items (see the agreement section below). Where an "
+        "official output file's query lists the options in another order than `choices`, a letter means "
+        "the option listed under it; official-compatible scoring maps it through `choices` as the official "
+        "pipeline does. Variant "
         "numeric keeps items whose answer parses as a number (the Unsloth recipe's filter; multi-choice "
         "items with numeric choices included)."
     ),

@@ -165,6 +165,9 @@ def _prepare(item: Item, suite: Suite, ctx: SessionContext) -> tuple[Request | N
             rec["image"] = save_thumbnail(image, ctx.run.images_dir, thumbnail_name(item.suite, item.sample_id))
             images = [image]
     text = prompt_text(item, suite, ctx.fmt)
+    listed = suite.shown_choices(text, item.choices) if suite.shown_choices is not None else None
+    if listed:  # the model answers by the letters of the listing it was shown
+        rec["meta"] = {**rec["meta"], "listed_choices": listed}
     size = ctx.image_size
     rec["prompt_sha256"] = prompt_sha256(text + (f"\n[resize {size}]" if size else ""), item.image_bytes)
     if rec["error"] is not None:

@@ -149,6 +149,10 @@ class Suite:
     variants: tuple[str, ...] = ()  # accepted LoadOptions.variant values
     data_dir_help: str = ""  # the local layout `--data-dir` expects, shown when loading fails
     notes: str = ""  # deviations from the official protocol, shown by `harness suites`
+    # The options as a prompt's text lists them, where that differs from `choices` (the data set's own
+    # query may list them in another order): (prompt text, choices) -> listing or None. Kept in the
+    # record's meta as `listed_choices`, so the scorer reads a letter as the option the model saw.
+    shown_choices: Callable[[str, list[str] | None], list[str] | None] | None = None
     # Scores an external prediction file in the benchmark's official output format (`harness score`):
     # (path, field, data_dir) -> {"accuracy", "n", "items": {id: bool}}. None where there is no such format.
     score_predictions: Callable[..., dict[str, Any]] | None = None

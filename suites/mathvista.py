@@ -35,7 +35,7 @@ from suites.mathvista_data import (
     official_query,
     question_text,
 )
-from suites.mathvista_official import normalize_extracted_answer, safe_equal
+from suites.mathvista_official import listed_choices, normalize_extracted_answer, safe_equal
 from suites.mathvista_outputs import score_predictions
 
 __all__ = ["DATA_DIR_HELP", "HF_REVISION", "HUB_ID", "QUERY_HINTS", "SPLIT", "SUITE", "SUITE_NAME", "extract_answer",
@@ -58,6 +58,7 @@ SUITE = Suite(
     variants=("numeric",),
     data_dir_help=DATA_DIR_HELP,
     score_predictions=score_predictions,
+    shown_choices=listed_choices,
     notes=(
         "Normalisation and comparison are the official ones (normalize_extracted_answer + safe_equal). "
         "Deviation: the official GPT answer extraction is replaced by rules: the choice text in any case, "

@@ -129,3 +129,34 @@ def test_a_version_1_run_still_reads_and_rescoring_fills_it_in(mathvista_run, tm
     assert json.loads(run.manifest_path.read_text())["schema_version"] == 2
     m = run.read_metrics()["suites"]["mathvista_testmini"]
     assert m["accuracy_official"] == 4 / 6 and m["no_answer_rate"] == pytest.approx(2 / 6)
+
+
+def test_a_query_listing_the_options_in_another_order_is_read_by_its_own_letters(tmp_path):
+    """The data set's query lists ten testmini problems' options in another order than `choices`; under
+    the official prompt format the model answers by the query's letters, and the record keeps the listing."""
+    data = write_mathvista_fixture(tmp_path / "data", "github", n=2)
+    problems = json.loads((data / "testmini.json").read_text(encoding="utf-8"))
+    problem = problems["1"]  # choices 135°, 140°, 145°, 150°; gold 145°
+    listing = ["150°", "145°", "140°", "135°"]
+    problem["query"] = ("Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, "
+                        f"at the end.\nQuestion: {problem['question']}\nChoices:\n"
+                        + "\n".join(f"({chr(65 + i)}) {c}" for i, c in enumerate(listing)))
+    (data / "testmini.json").write_text(json.dumps(problems), encoding="utf-8")
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"responses": {"mathvista_testmini/1": "So the answer is (B).",
+                                                "mathvista_testmini/2": "The answer is 1000"}}), encoding="utf-8")
+
+    def run(fmt):
+        out = tmp_path / fmt
+        result = CliRunner().invoke(cli, ["eval", "--backend", "scripted", "--model", str(script), "--suite",
+                                          "mathvista_testmini", "--data-dir", str(data), "--prompt-format", fmt,
+                                          "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output
+        return {r["sample_id"]: r for r in RunDir(out).read_records()}
+
+    official = run("official")["1"]
+    assert official["meta"]["listed_choices"] == listing
+    assert official["correct_strict"] is True  # (B) as listed: 145°, the gold; choices[1] would be 140°
+    assert official["correct_official"] is False  # the official pipeline maps B through `choices`: 140°
+    tagged = run("reasoning-solution")["1"]  # the tag formats list `choices` in order: nothing to keep
+    assert "listed_choices" not in tagged["meta"]

@@ -7,7 +7,9 @@
 #
 #   res=docs/benchmarks/train-h200; for r in trl trl-vllm unsloth16 unsloth4; do bash $0 row $res $r; done
 #   bash $0 table $res          # rows.md: step time, rollout tokens/s, peak memory, ratios to the trl row
-#   bash $0 qwen3 $res unsloth16    # the fastest row again on Qwen3-VL-8B's published sizes
+#   bash $0 qwen3 $res trl-vllm     # the fastest row again on Qwen3-VL-8B's published sizes
+# Results and what failed: docs/benchmarks/train_h200.md. On a two-GPU machine two rows can run at once,
+# one per GPU (CUDA_VISIBLE_DEVICES=0 / 1); give each row 5 minutes (the Unsloth rows more: compilation).
 #
 # Every row trains the same thing: random-weight Qwen2.5-VL-7B (harness random-model, MODEL7), GSPO,
 # synth_charts train (the first 512 items, images resized to 448x448), 12 optimizer steps (11 timed after
@@ -70,7 +72,8 @@ table)
   for name in trl trl-vllm unsloth16 unsloth4 qwen3-unsloth16 qwen3-unsloth4 qwen3-trl-vllm qwen3-trl; do
     [ -f "$C/$name/train_log.jsonl" ] && args+=(--summarize "$name=$C/$name")
   done
-  python3 -m trainers.bench --out "$res" --base trl "${args[@]}" ;;
+  base=trl; [ -f "$C/trl/train_log.jsonl" ] || base=${args[1]%%=*}   # ratios to trl, or to the first row
+  python3 -m trainers.bench --out "$res" --base "$base" "${args[@]}" ;;
 server)  # TRL's server mode where two GPUs are lent: vLLM on GPU 1, training on GPU 0 (not a table row)
   CUDA_VISIBLE_DEVICES=1 trl vllm-serve --model "$M7" --port 8011 --gpu-memory-utilization 0.8 \
       --max-model-len 2048 > "$res/server-vllm.log" 2>&1 &

@@ -78,6 +78,10 @@ def load_model(cfg: TrainConfig, engine: str, model_path: str) -> tuple[Any, Any
 def _load_unsloth(cfg: TrainConfig, model: ResolvedModel) -> tuple[Any, Any]:
     from unsloth import FastVisionModel
 
+    from trainers.unsloth_compat import patch_unsloth_zoo
+
+    patch_unsloth_zoo()  # Qwen2.5-VL's vision config under transformers 5's name (see that module)
+
     # Unsloth builds its 4-bit configuration inside from_pretrained, with the values of
     # harness.models.bnb_4bit_config (NF4, double quantization, compute in the load dtype).
     # use_exact_model_name: load the base named, not Unsloth's pre-quantized copy of it.

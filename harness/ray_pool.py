@@ -154,16 +154,33 @@ class ReplicaPool:
                                                                  if r.info})}
 
     def close(self) -> None:
-        """Stop every replica and wait (a while) until they are gone, so that their resources are free for
-        the next pool (the cluster stays: Cluster.close disconnects)."""
+        """Stop every replica and wait (a while) until they are gone and the cluster counts their CPUs and
+        GPUs free again, so that the next pool (this process's or the next command's) finds them (the
+        cluster stays: Cluster.close disconnects)."""
+        held = {"CPU": self.spec.resources.num_cpus * len(self.replicas),
+                "GPU": self.spec.resources.num_gpus * len(self.replicas)}
+        free_before: dict[str, float] = {}
+        total: dict[str, float] = {}
+        with contextlib.suppress(Exception):
+            free_before, total = self.cluster.free_resources(), self.cluster.resources()
         probes = []
         for replica in self.replicas:
             with contextlib.suppress(Exception):  # an actor already gone
                 self.ray.kill(replica.actor)  # its backend's processes (a vLLM engine) end with it
                 probes.append(replica.actor.ready.remote())  # fails once the actor is known dead
         self.replicas = []
+        deadline = time.monotonic() + CLOSE_WAIT_S
         if probes:
             self.ray.wait(probes, num_returns=len(probes), timeout=CLOSE_WAIT_S)
+        # A dead actor's resources come back to the cluster's count a moment after its death is known.
+        with contextlib.suppress(Exception):  # a cluster that cannot be asked: nothing to wait for
+            wanted = {k: min(float(total.get(k, 0)), float(free_before.get(k, 0)) + amount)
+                      for k, amount in held.items() if amount}
+            while time.monotonic() < deadline:
+                free = self.cluster.free_resources()
+                if all(float(free.get(k, 0)) >= v - 1e-9 for k, v in wanted.items()):
+                    break
+                time.sleep(0.05)
 
     # --- the stream ------------------------------------------------------------------------------
     def completions(self, requests: Iterable[Request], params: GenerationParams, adapter: str | None,

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from transformers import TrainerControl
+from transformers import TrainerControl, TrainerState
 
 from core.errors import Interrupted
 from harness.checkpoints import read_checkpoint, read_train_log
@@ -46,6 +46,18 @@ def test_a_signal_during_an_update_or_save_waits_for_it_then_stops_before_the_ne
         assert control.should_training_stop
         with pytest.raises(Interrupted):
             stop.on_step_begin(None, None, control)
+
+
+def test_a_held_signal_interrupts_the_run_instead_of_finishing_it_early():
+    stop = StopOnSignal(say=lambda message: None)
+    state, control = TrainerState(global_step=2, max_steps=10), TrainerControl()
+    with stop.installed():
+        stop.on_step_begin(None, state, control)
+        stop.on_pre_optimizer_step(None, state, control)
+        _send(signal.SIGTERM)  # during the update: held to the step's end
+        stop.on_step_end(None, state, control)
+        with pytest.raises(Interrupted):  # TRL leaves its loop there and would close the run as finished
+            stop.on_epoch_end(None, state, control)
 
 
 def test_a_second_signal_stops_at_once_and_the_handlers_are_restored_after():

@@ -77,6 +77,12 @@ class StopOnSignal(TrainerCallback):
         if self.signum is not None:
             control.should_training_stop = True
 
+    def on_epoch_end(self, args, state, control, **kwargs):
+        # Training left its loop at a step's end because of a held signal: stopped, not finished. (Without
+        # this, TRL would close the run as if it had reached max_steps.)
+        if self.signum is not None and state.global_step < state.max_steps:
+            raise Interrupted(f"{signal.Signals(self.signum).name} during training", self.signum)
+
 
 def save_interrupted(trainer: Any, processor: Any, out: Path, info: dict[str, Any], exc: Interrupted) -> Interrupted:
     """Save what the interrupted run trained and record it; returns the one-line Interrupted to raise."""

@@ -9,6 +9,10 @@ import os
 class HarnessError(Exception):
     """Base class: anything the user can fix (bad input, missing files, wrong arguments)."""
 
+    # True in a training process whose main process reports the same error (several processes train
+    # together): the command line prints it once, from the main process
+    reported_elsewhere = False
+
 
 class ConfigError(HarnessError):
     """A flag or config value is invalid or inconsistent."""

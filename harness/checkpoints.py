@@ -6,7 +6,8 @@ knows their names and shapes; the trainer writes, and evaluation, reports and be
   adapter_config.json, adapter_model.safetensors, processor and tokenizer files
   checkpoint.json          CheckpointInfo: base model, algo, engine, full config, GRPOConfig values, reward
                            weights and mode, data hash and size, held-out ids, steps, git commit,
-                           effectively_on_policy, overlap, LoRA check, periodic evals
+                           world size and global batch, effectively_on_policy, overlap, LoRA check,
+                           periodic evals
   train_log.jsonl          TrainLogRow per line: TRL's log history, one line per logged step
   train_fingerprints.json  ids and image/text hashes of the training items (harness/contamination.py)
   steps/step-000010/       intermediate adapters (periodic evaluation, save_steps)
@@ -19,7 +20,8 @@ knows their names and shapes; the trainer writes, and evaluation, reports and be
         print(saved.step, saved.path)
 
 checkpoint.json carries the schema version of the directory (the training log included); reading one
-of another version is a one-line SchemaVersionError.
+of another version is a one-line SchemaVersionError. With several training processes only the main one
+writes any of these files.
 
 While training writes a checkpoint directory it holds the directory's lock (`.lock`, harness/dirlock.py):
 
@@ -116,6 +118,14 @@ class Resume(TypedDict):
     after: str  # the status it resumed from: training (the process was killed or crashed), interrupted, error
 
 
+class Distributed(TypedDict):
+    world_size: int  # training processes (data parallel, one per GPU); 1 without a launcher
+    global_batch_size: int  # completions per optimizer step: per device x world_size x gradient accumulation
+    generation_batch_size: int  # completions per generation batch, over every process
+    backend: str | None  # the process group's (nccl, gloo); None with one process
+    deepspeed: str | None  # zero2 or zero3 (DeepSpeed ZeRO), else None
+
+
 class CheckpointInfo(TypedDict):
     schema_version: int
     kind: str
@@ -135,6 +145,9 @@ class CheckpointInfo(TypedDict):
     reward_mode: NotRequired[Literal["suite", "recipe"]]
     extra_rewards: list[str]
     train_data: TrainData
+    # how many processes trained and on how big a batch; absent in checkpoints older than multi-process
+    # training, which trained on one (world_size_of reads both)
+    distributed: NotRequired[Distributed]
     effectively_on_policy: bool
     overlap: dict[str, Any] | None  # {n, suites: {suite: [sample ids]}}: trained-on evaluation items
     steps: int
@@ -176,8 +189,10 @@ TrainLogRow = TypedDict("TrainLogRow", {
     "grad_norm": float,
     "learning_rate": float,
     "step_time": float,
-    # a step that generated a batch (trainers/rollouts.py): generation time, tokens, their rate
+    # a step that generated a batch (trainers/rollouts.py), over every process: generation time (the
+    # slowest process's), completions and their tokens, tokens per second
     "rollout/seconds": float,
+    "rollout/completions": float,
     "rollout/completion_tokens": float,
     "rollout/tokens_per_s": float,
 }, total=False)
@@ -227,6 +242,11 @@ def saved_steps(folder: str | Path) -> list[SavedStep]:
 def is_checkpoint_dir(folder: str | Path | None) -> bool:
     """Whether the folder holds a checkpoint record (a trained, intermediate or merged checkpoint)."""
     return bool(folder) and (Path(folder) / CHECKPOINT_FILE).is_file()
+
+
+def world_size_of(info: CheckpointInfo | dict[str, Any]) -> int:
+    """How many processes trained the checkpoint (1 for a record older than multi-process training)."""
+    return int((info.get("distributed") or {}).get("world_size") or 1)
 
 
 def read_checkpoint(folder: str | Path) -> CheckpointInfo | None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.checkpoints import read_checkpoint
+from harness.checkpoints import read_checkpoint, world_size_of
 from suites.base import Item
 
 FINGERPRINTS_FILE = "train_fingerprints.json"
@@ -130,6 +130,8 @@ def checkpoint_entry(model_dir: str | Path | None, items_by_suite: dict[str, lis
             "algo": info.get("algo"), "engine": info.get("engine"),
             "base_model": (info.get("base_model") or {}).get("id"), "step": info.get("steps"),
             "effectively_on_policy": info.get("effectively_on_policy"),
+            "world_size": world_size_of(info),
+            "global_batch_size": (info.get("distributed") or {}).get("global_batch_size"),
             "reward_mode": info.get("reward_mode") or "recipe",  # older checkpoints: the recipe's rule
             "overlap": overlap,
             "fingerprints": fingerprints is not None}

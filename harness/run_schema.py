@@ -198,6 +198,8 @@ class CheckpointEntry(TypedDict):
     step: int | None
     effectively_on_policy: bool | None
     reward_mode: NotRequired[str]  # how training rewarded correctness: suite or recipe
+    world_size: NotRequired[int]  # training processes (1 for checkpoints older than multi-process training)
+    global_batch_size: NotRequired[int | None]  # completions per optimizer step over them; None when not recorded
     overlap: dict[str, Any] | None  # {n, suites: {suite: [sample ids]}}
     fingerprints: bool
 

@@ -29,6 +29,7 @@ from suites import SUITES
 PRESETS_DIR = Path(__file__).parent / "presets"
 ALGOS = ("gspo", "grpo")
 ENGINES = ("auto", "unsloth", "trl")
+DEEPSPEED_STAGES = ("zero2", "zero3")
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 
 # GRPOConfig / TrainingArguments fields that newer TRL or transformers removed: mapped, or refused with
@@ -150,6 +151,12 @@ class TrainConfig:
                                    "UNSLOTH_VLLM_STANDBY, TRL's vllm_enable_sleep_mode)")
     vllm_importance_sampling_correction: bool = _f(True, "reweight for vLLM's sampling probabilities differing from "
                                                          "training's (TRL's default; Unsloth's would be off)")
+    # several processes (trainers/distributed.py, trainers/launch.py)
+    num_processes: int | None = _f(None, "training processes, one per GPU (data parallel, the trl engine): harness "
+                                         "train starts them under accelerate launch; default 1, or as many as "
+                                         "accelerate launch started")
+    deepspeed: str | None = _f(None, "DeepSpeed ZeRO with several processes: zero2 (optimizer states and gradients "
+                                     "sharded) or zero3 (the weights too); needs the deepspeed package")
     out: str | None = _f(None, "checkpoint directory; default checkpoints/<algo>-<time>")
 
     def __post_init__(self) -> None:
@@ -178,11 +185,19 @@ class TrainConfig:
             raise ConfigError(f"num_generations must be at least 2 (a group), got {self.num_generations}")
         if self.steps_per_generation is not None and self.steps_per_generation < 1:
             raise ConfigError(f"steps_per_generation must be at least 1, got {self.steps_per_generation}")
-        batch = self.per_device_train_batch_size * self.effective_steps_per_generation()
+        if self.deepspeed is not None and self.deepspeed not in DEEPSPEED_STAGES:
+            raise ConfigError(f"unknown deepspeed {self.deepspeed!r}; choose one of: {', '.join(DEEPSPEED_STAGES)}")
+        if self.num_processes is not None and self.num_processes < 1:
+            raise ConfigError(f"num_processes must be at least 1, got {self.num_processes}")
+        if self.deepspeed and self.world_size() < 2:
+            raise ConfigError(f"deepspeed {self.deepspeed} shards training state across processes: set "
+                              f"num_processes to 2 or more (--num-processes)")
+        batch = self.generation_batch_size()
         if batch % self.num_generations:
+            processes = f"num_processes {self.world_size()} x " if self.world_size() > 1 else ""
             raise ConfigError(
                 f"the generation batch (per_device_train_batch_size {self.per_device_train_batch_size} x "
-                f"steps_per_generation {self.effective_steps_per_generation()} = {batch}) "
+                f"{processes}steps_per_generation {self.effective_steps_per_generation()} = {batch}) "
                 f"must be divisible by num_generations {self.num_generations}")
         for name in ("held_out", "eval_every", "save_steps", "resume_every"):
             if getattr(self, name) < 0:
@@ -236,6 +251,18 @@ class TrainConfig:
     # --- derived ----------------------------------------------------------------------------------
     def effective_steps_per_generation(self) -> int:
         return self.steps_per_generation or DEFAULT_GENERATION_REUSE * self.gradient_accumulation_steps
+
+    def world_size(self) -> int:
+        """Training processes: num_processes, 1 until a launcher says otherwise."""
+        return self.num_processes or 1
+
+    def global_batch_size(self) -> int:
+        """Completions per optimizer step, over every process: per device x processes x accumulation."""
+        return self.per_device_train_batch_size * self.world_size() * self.gradient_accumulation_steps
+
+    def generation_batch_size(self) -> int:
+        """Completions per generation batch, over every process (TRL's generation_batch_size)."""
+        return self.per_device_train_batch_size * self.world_size() * self.effective_steps_per_generation()
 
     def split_of(self, suite: str) -> str:
         return self.suite_splits.get(suite, self.split)
@@ -291,13 +318,14 @@ class TrainConfig:
             raise ConfigError(f"{source}: {exc}") from exc
 
     @classmethod
-    def from_sources(cls, preset: str | None = None, overrides: dict[str, Any] | None = None
-                     ) -> tuple[TrainConfig, list[str]]:
-        """A preset name or config file, then overrides (CLI flags) on top."""
-        data: dict[str, Any] = {}
+    def from_sources(cls, preset: str | None = None, overrides: dict[str, Any] | None = None,
+                     defaults: dict[str, Any] | None = None) -> tuple[TrainConfig, list[str]]:
+        """Defaults (what the environment says, e.g. the launcher's process count), a preset name or
+        config file over them, then overrides (CLI flags) on top."""
+        data: dict[str, Any] = dict(defaults or {})
         source = "config"
         if preset:
-            data, source = read_config_file(preset), str(preset)
+            data, source = {**data, **read_config_file(preset)}, str(preset)
         data.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.from_dict(data, source)
 

@@ -3,7 +3,7 @@
 Both train LoRA on the language model's attention and MLP projections (the vision tower frozen unless
 asked), and both hand GRPOTrainer the same GRPOConfig values (see trainers/config.py).
 
-    engine = resolve_engine(cfg)            # "unsloth" on a CUDA machine with unsloth installed, else "trl"
+    engine = resolve_engine(cfg)            # "unsloth" on a CUDA machine with unsloth installed (one process), else "trl"
     if engine == "unsloth":
         import_unsloth(cfg)                 # must run before anything imports trl
     model, processor, peft_config = load_model(cfg, engine, model_path)
@@ -34,7 +34,13 @@ VISION_LORA = r".*visual\.blocks.*\.(qkv|attn\.proj|gate_proj|up_proj|down_proj|
 
 
 def resolve_engine(cfg: TrainConfig) -> str:
+    """The engine to train with; several processes train on the trl engine only (Unsloth is single-GPU)."""
     if cfg.engine == "trl":
+        return "trl"
+    if cfg.world_size() > 1:
+        if cfg.engine == "unsloth":
+            raise ConfigError(f"the unsloth engine trains on one GPU; num_processes {cfg.world_size()} needs "
+                              f"--engine trl")
         return "trl"
     has_unsloth = importlib.util.find_spec("unsloth") is not None
     if cfg.engine == "unsloth":

@@ -9,6 +9,14 @@ processor (a checkpoint that `harness eval --model DIR` evaluates), the trainer 
 layout (optimizer, scheduler, RNG: what `harness train --resume DIR` continues from, trainers/resume.py),
 and marks the checkpoint record (CHECKPOINT_FILE) `interrupted`.
 
+With several processes (trainers/distributed.py) the launcher passes the signal to each of them, not
+at the same instant, and a process stopping mid-step would leave the others waiting in a collective
+that never completes. So there every process finishes the step under way, they agree at its end (the
+largest signal number any of them got) and all stop after that same step; repeated signals change
+nothing (a Ctrl-C reaches each process twice, from the terminal and from the launcher). Every process
+saves its part of the trainer state (its RNG state, its optimizer shard under DeepSpeed); the main
+process saves the adapter and writes the record.
+
     stop = StopOnSignal(say)
     with stop.installed():
         trainer.add_callback(stop)
@@ -32,6 +40,7 @@ from transformers import TrainerCallback
 from core.errors import Interrupted
 from harness.checkpoints import CHECKPOINT_FILE, write_checkpoint
 from trainers.checkpoint import lora_check
+from trainers.distributed import World, full_trainable_params
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -39,11 +48,13 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class StopOnSignal(TrainerCallback):
     """Turns SIGTERM / SIGINT into `Interrupted` at a point where the weights are those of a whole step."""
 
-    def __init__(self, say: Callable[[str], None]):
+    def __init__(self, say: Callable[[str], None], world: World | None = None):
         self.say = say
-        self.signum: int | None = None  # the first signal received
+        self.world = world or World()
+        self.signum: int | None = None  # the first signal received (with several processes: agreed on)
         self.computing = False  # between a step's start and its optimizer update
         self.forced = False  # a second signal stopped a part that was under way (an update, a save)
+        self.received: int | None = None  # with several processes: this one's signal, before the agreement
 
     @contextmanager
     def installed(self) -> Iterator[StopOnSignal]:
@@ -55,7 +66,16 @@ class StopOnSignal(TrainerCallback):
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
+    @property
+    def collective(self) -> bool:
+        return self.world.size > 1
+
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.collective:
+            if self.received is None:
+                self.received = signum
+                self.say(f"{signal.Signals(signum).name}: every training process stops after the step under way")
+            return
         again = self.signum is not None
         self.signum = self.signum or signum
         if self.computing or again:
@@ -66,6 +86,8 @@ class StopOnSignal(TrainerCallback):
                  f"is done; send it again to stop now")
 
     def on_step_begin(self, args, state, control, **kwargs):
+        if self.collective:
+            return
         if self.signum is not None:  # held from between two steps: nothing of this step has run yet
             raise Interrupted(f"{signal.Signals(self.signum).name} during training", self.signum)
         self.computing = True
@@ -74,6 +96,9 @@ class StopOnSignal(TrainerCallback):
         self.computing = False
 
     def on_step_end(self, args, state, control, **kwargs):
+        if self.collective:  # every process calls this once a step: the one place they can agree
+            agreed = self.world.max(self.received or 0, args.device)
+            self.signum = agreed or None
         if self.signum is not None:
             control.should_training_stop = True
 
@@ -84,24 +109,34 @@ class StopOnSignal(TrainerCallback):
             raise Interrupted(f"{signal.Signals(self.signum).name} during training", self.signum)
 
 
-def save_interrupted(trainer: Any, processor: Any, out: Path, info: dict[str, Any], exc: Interrupted) -> Interrupted:
-    """Save what the interrupted run trained and record it; returns the one-line Interrupted to raise."""
+def save_interrupted(trainer: Any, processor: Any, out: Path, info: dict[str, Any], exc: Interrupted,
+                     world: World | None = None) -> Interrupted:
+    """Save what the interrupted run trained and record it; returns the one-line Interrupted to raise.
+    With several processes every one calls this: each saves its part of the trainer state, the main
+    process the adapter and the record."""
+    world = world or World()
     name = signal.Signals(exc.signum).name
     step, max_steps = trainer.state.global_step, trainer.state.max_steps
-    trainer.model.save_pretrained(out)
-    processor.save_pretrained(out)
+    with full_trainable_params(trainer):
+        if world.main:
+            trainer.model.save_pretrained(out)
+            processor.save_pretrained(out)
+            lora = lora_check(trainer.model)
     state_dir = _save_trainer_state(trainer)
     forced = any(getattr(c, "forced", False) for c in trainer.callback_handler.callbacks)
-    info.update(status="interrupted", finished=datetime.now(UTC).isoformat(timespec="seconds"), steps=step,
-                lora=lora_check(trainer.model),
-                interrupted={"signal": name, "step": step, "max_steps": max_steps, "forced": forced,
-                             "trainer_state": str(state_dir.relative_to(out)) if state_dir else None})
-    write_checkpoint(out, info)
+    if world.main:
+        info.update(status="interrupted", finished=datetime.now(UTC).isoformat(timespec="seconds"), steps=step,
+                    lora=lora,
+                    interrupted={"signal": name, "step": step, "max_steps": max_steps, "forced": forced,
+                                 "trainer_state": str(state_dir.relative_to(out)) if state_dir else None})
+        write_checkpoint(out, info)
     then = (f"`harness train --resume {out}` continues from step {step}" if state_dir else
              "its trainer state could not be saved, so `harness train --resume` continues from the last periodic save")
-    return Interrupted(f"{name} at step {step} of {max_steps}: the adapter of step {step} is saved in {out} and "
-                       f"{CHECKPOINT_FILE} says interrupted (`harness eval --model {out}` evaluates it); {then}",
-                       exc.signum)
+    stopped = Interrupted(f"{name} at step {step} of {max_steps}: the adapter of step {step} is saved in {out} and "
+                          f"{CHECKPOINT_FILE} says interrupted (`harness eval --model {out}` evaluates it); {then}",
+                          exc.signum)
+    stopped.reported_elsewhere = not world.main
+    return stopped
 
 
 def _save_trainer_state(trainer: Any) -> Path | None:

@@ -19,13 +19,19 @@ the loss, reward and gradient norm of every step with an uninterrupted run's). A
 signal in the middle of a generation batch lacks that batch's completions, which are not saved: the
 resumed run generates them again, from the current policy, for the batch's remaining steps.
 
+A run trained on several processes resumes on as many (its recorded num_processes; `harness train
+--resume` launches them): each process's RNG state is restored from its own file, and the global batch
+stays the one the run was trained with.
+
     from trainers.resume import resume
     resume("checkpoints/gspo-1")                       # the checkpoint dir; trains to the recorded max_steps
     resume(out, extra_reward_funcs=[my_reward])        # runs trained with train(..., extra_reward_funcs=...)
+    resumable_config(out).num_processes                # how many processes the run needs
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -41,11 +47,15 @@ from harness.checkpoints import (
     read_checkpoint,
     read_train_log,
     truncate_train_log,
+    world_size_of,
 )
 from trainers.config import TrainConfig
+from trainers.distributed import join, main_first
 
 STATE_PREFIX = "checkpoint-"  # TRL's (transformers') name for a saved trainer state
 STATE_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth", "adapter_model.safetensors")
+# DeepSpeed saves the optimizer (each process its shard) and scheduler under global_stepN/, named by `latest`
+DEEPSPEED_STATE_FILES = ("trainer_state.json", "latest", "adapter_model.safetensors")
 RESUMABLE = ("training", "interrupted", "error")  # training: the process died without a word (a kill, a crash)
 
 
@@ -68,18 +78,25 @@ class Continuation:
         return self.info
 
 
-def saved_states(out: Path) -> list[tuple[int, Path]]:
+def state_files(world_size: int = 1, deepspeed: str | None = None) -> list[str]:
+    """The files of a whole saved trainer state: with several processes, one RNG state per process."""
+    names = [n for n in (DEEPSPEED_STATE_FILES if deepspeed else STATE_FILES) if n != "rng_state.pth"]
+    return names + (["rng_state.pth"] if world_size == 1 else [f"rng_state_{i}.pth" for i in range(world_size)])
+
+
+def saved_states(out: Path, world_size: int = 1, deepspeed: str | None = None) -> list[tuple[int, Path]]:
     """The complete trainer states under out/trainer, oldest first (a partial one, cut by a kill, is left out)."""
+    needed = state_files(world_size, deepspeed)
     found = []
     for folder in (out / "trainer").glob(f"{STATE_PREFIX}*"):
         step = folder.name.removeprefix(STATE_PREFIX)
-        if step.isdigit() and _complete(folder, int(step)):
+        if step.isdigit() and _complete(folder, int(step), needed):
             found.append((int(step), folder))
     return sorted(found)
 
 
-def _complete(folder: Path, step: int) -> bool:
-    if not all((folder / name).is_file() and (folder / name).stat().st_size > 0 for name in STATE_FILES):
+def _complete(folder: Path, step: int, needed: list[str]) -> bool:
+    if not all((folder / name).is_file() and (folder / name).stat().st_size > 0 for name in needed):
         return False
     try:  # written last, and not atomically: a kill during the save leaves it cut short
         return json.loads((folder / "trainer_state.json").read_text()).get("global_step") == step
@@ -93,13 +110,30 @@ def resume(out: str | Path, *, extra_reward_funcs: Sequence[Callable] = (),
     from trainers.train import _train
 
     out = Path(out)
+    cfg = resumable_config(out, extra_reward_funcs)
+    world = join(cfg)  # as many processes as the run trained on
+
+    def lock_and_continue(stack: contextlib.ExitStack) -> Continuation:  # the main process's job
+        stack.enter_context(locked_checkpoint_dir(out))
+        info = read_checkpoint(out)  # again under the lock: the record another process left
+        return _continuation(out, cfg, info)
+
+    with main_first(world, lock_and_continue) as continuation:
+        return _train(cfg, out, world=world, notes=continuation.info.get("config_notes") or [],
+                      extra_reward_funcs=extra_reward_funcs, echo=echo, resume=continuation)
+
+
+def resumable_config(out: str | Path, extra_reward_funcs: Sequence[Callable] = ()) -> TrainConfig:
+    """The recorded config of a run that can be resumed (else a one-line error saying why not), with the
+    number of processes it trained on."""
+    out = Path(out)
     info = _resumable_record(out, extra_reward_funcs)
     cfg, _ = TrainConfig.from_dict(info["config"], str(out / CHECKPOINT_FILE))
-    with locked_checkpoint_dir(out):
-        info = read_checkpoint(out)  # again under the lock: the record another process left
-        continuation = _continuation(out, cfg, info)
-        return _train(cfg, out, notes=info.get("config_notes") or [], extra_reward_funcs=extra_reward_funcs,
-                      echo=echo, resume=continuation)
+    if cfg.num_processes is None:  # recorded before multi-process training: one process
+        cfg.num_processes = world_size_of(info)
+    # a run launched by hand with an accelerate DeepSpeed config resumes under the same ZeRO stage
+    cfg.deepspeed = cfg.deepspeed or (info.get("distributed") or {}).get("deepspeed")
+    return cfg
 
 
 def _resumable_record(out: Path, extra_reward_funcs: Sequence[Callable]) -> dict[str, Any]:
@@ -124,7 +158,7 @@ def _resumable_record(out: Path, extra_reward_funcs: Sequence[Callable]) -> dict
 
 
 def _continuation(out: Path, cfg: TrainConfig, info: dict[str, Any]) -> Continuation:
-    states = saved_states(out)
+    states = saved_states(out, cfg.world_size(), (info.get("distributed") or {}).get("deepspeed"))
     if not states:
         raise RunDirError(f"{out} holds no saved trainer state (trainer/{STATE_PREFIX}N): it stopped before its "
                           f"first save (resume_every {cfg.resume_every}); the adapter there, if any, still "

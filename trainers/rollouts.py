@@ -2,6 +2,11 @@
 Unsloth's `fast_inference` on the `unsloth` engine); the check that vLLM generates from the prompt the
 processor built; and rollout throughput in the training log.
 
+With several training processes (trainers/distributed.py) each generates its share of a generation
+batch with transformers or a colocated vLLM; in `vllm_mode="server"` TRL gathers every process's
+prompts, the main process sends them to the one server and hands each process its slice back. The
+server must run on GPUs that training does not use (CUDA_VISIBLE_DEVICES; docs/training.md).
+
     check_rollout_engine(cfg, engine, device)           # vLLM asked for where it cannot run: one-line error
     kwargs = vllm_grpo_kwargs(cfg, engine)              # use_vllm, vllm_mode, ... for GRPOConfig
     gen = rollout_generation_kwargs([151655], True)     # {"logit_bias": {151655: -100.0}}
@@ -157,9 +162,10 @@ def check_rollout_prompts(trainer: Any, image_token_ids: Sequence[int], image_pa
 
 # --- rollout throughput ---------------------------------------------------------------------------------
 def log_rollout_throughput(trainer: Any) -> bool:
-    """Time each rollout generation and count its completion tokens into TRL's metrics, so the training
-    log's step that generated a batch has `rollout/seconds`, `rollout/completion_tokens` and
-    `rollout/tokens_per_s` (on this process). False when this TRL has no single-turn generate."""
+    """Time each rollout generation and count its completions and their tokens into TRL's metrics, so the
+    training log's step that generated a batch has `rollout/seconds`, `rollout/completions`,
+    `rollout/completion_tokens` and `rollout/tokens_per_s`: over every training process (their sums, and
+    the slowest one's time). False when this TRL has no single-turn generate."""
     generate = getattr(trainer, "_generate_single_turn", None)
     if generate is None:
         return False
@@ -170,15 +176,31 @@ def log_rollout_throughput(trainer: Any) -> bool:
         started = time.perf_counter()
         out = generate(*args, **kwargs)
         seconds = time.perf_counter() - started  # token ids come back as lists: the GPU work is done
-        tokens = sum(len(ids) for ids in out[0])
+        completions, tokens, seconds = _over_processes(trainer.accelerator, len(out[0]),
+                                                       sum(len(ids) for ids in out[0]), seconds)
         metrics = trainer._metrics[mode]
         metrics["rollout/seconds"].append(seconds)
+        metrics["rollout/completions"].append(float(completions))
         metrics["rollout/completion_tokens"].append(float(tokens))
         metrics["rollout/tokens_per_s"].append(tokens / seconds if seconds > 0 else 0.0)
         return out
 
     trainer._generate_single_turn = timed
     return True
+
+
+def _over_processes(accelerator: Any, completions: int, tokens: int, seconds: float) -> tuple[int, int, float]:
+    """Completions and tokens summed over the training processes, the slowest one's seconds (every
+    process generates its share of each batch at the same point, so all of them call this)."""
+    if getattr(accelerator, "num_processes", 1) <= 1:
+        return completions, tokens, seconds
+    import torch
+
+    sums = torch.tensor([completions, tokens], dtype=torch.float64, device=accelerator.device)
+    slowest = torch.tensor([seconds], dtype=torch.float64, device=accelerator.device)
+    torch.distributed.all_reduce(sums)
+    torch.distributed.all_reduce(slowest, op=torch.distributed.ReduceOp.MAX)
+    return int(sums[0].item()), int(sums[1].item()), float(slowest.item())
 
 
 def install_rollout_hooks(trainer: Any, cfg: TrainConfig, engine: str, image_token_ids: Sequence[int],

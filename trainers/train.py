@@ -9,6 +9,7 @@ GSPO and GRPO differ in one GRPOConfig field, importance_sampling_level ("sequen
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import signal
@@ -27,6 +28,7 @@ from trainers.checkpoint import lora_check
 from trainers.checkpoint_run import CheckpointRun
 from trainers.config import TrainConfig
 from trainers.data import TrainData, eval_plan, guard, load_training_data, to_trl_dataset
+from trainers.distributed import World, distributed_record, join, main_first
 from trainers.engines import (
     device_of,
     import_unsloth,
@@ -113,17 +115,24 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
     """Train, save and verify the checkpoint; evaluate it when eval_suites are set. Returns its dir.
 
     The checkpoint folder must be new or empty unless force (then it is emptied first), and it is
-    locked while training: a second trainer writing there gets a LockError naming this one."""
-    out = Path(cfg.out) if cfg.out else default_out(cfg)
-    with claimed_checkpoint_dir(out, force):  # before any data or model loads
-        return _train(cfg, out, notes=notes, extra_reward_funcs=extra_reward_funcs, echo=echo)
+    locked while training: a second trainer writing there gets a LockError naming this one. Under
+    `accelerate launch` (several processes) the main process claims and locks it for all of them."""
+    world = join(cfg)
+
+    def claim(stack: contextlib.ExitStack) -> Path:  # before any data or model loads
+        out = Path(cfg.out) if cfg.out else default_out(cfg)
+        stack.enter_context(claimed_checkpoint_dir(out, force))
+        return out
+
+    with main_first(world, claim) as out:
+        return _train(cfg, out, world=world, notes=notes, extra_reward_funcs=extra_reward_funcs, echo=echo)
 
 
-def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_funcs: Sequence[Callable],
+def _train(cfg: TrainConfig, out: Path, *, world: World, notes: Sequence[str], extra_reward_funcs: Sequence[Callable],
            echo: Callable[[str], None] | None, resume: Any = None) -> Path:
-    """Train into `out` (locked by the caller); with `resume` (a trainers.resume.Continuation, which
-    imports this module), continue the run recorded there."""
-    say = echo or (lambda msg: print(msg, file=sys.stderr))
+    """Train into `out` (locked by the caller's main process); with `resume` (a trainers.resume.Continuation,
+    which imports this module), continue the run recorded there. Every process of `world` runs this."""
+    say = (echo or (lambda msg: print(msg, file=sys.stderr))) if world.main else (lambda msg: None)
     engine = _start_engine(cfg)
     data, overlap = _guarded_data(cfg, say)
     dataset = to_trl_dataset(data.items, cfg)
@@ -132,24 +141,25 @@ def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_fu
     device = device_of(engine)
     if engine == "trl":
         install_cpu_logprob()
-    if device == "cpu":
+    if device == "cpu" and world.main:
         _say_cpu_step_cost(cfg, model, say)
     kwargs, substitutions = grpo_kwargs(cfg, engine, device, out, vision_token_ids(processor),
                                         len(extra_reward_funcs))
     args = _grpo_config(kwargs)
     info = _checkpoint_info(cfg, engine, device, model_path, data, overlap, kwargs,
-                            [*notes, *substitutions], extra_reward_funcs)
+                            [*notes, *substitutions], extra_reward_funcs, world)
     if resume is not None:
         info = resume.continued_info(info)
     run = CheckpointRun(out, info, data, eval_plan(cfg, data.held_out_ids), say,
-                        wall_offset=resume.wall_s if resume else 0.0)
+                        wall_offset=resume.wall_s if resume else 0.0, world=world)
     from trainers.interrupt import StopOnSignal
 
-    stop = StopOnSignal(say)  # SIGTERM / SIGINT from here on: the trained steps are saved, not lost
+    stop = StopOnSignal(say, world)  # SIGTERM / SIGINT from here on: the trained steps are saved, not lost
     with stop.installed():
         run.start()
         trainer = _trainer(cfg, model, processor, peft_config, args, dataset, extra_reward_funcs,
                            [*run.callbacks(cfg), stop])
+        run.trainer = trainer
         if engine == "trl":  # Unsloth replaces the loss: its ratios are not reachable from here
             from trainers.ratios import log_importance_ratios
 
@@ -159,19 +169,26 @@ def _train(cfg: TrainConfig, out: Path, *, notes: Sequence[str], extra_reward_fu
 
         # a resumed run's later epochs get the uninterrupted run's data order; mixed kinds, one per batch
         install_data_order(trainer)
+        on = f"{engine} on {device}" + (f" x {world.size} processes" if world.size > 1 else "")
         if resume is not None:
             # TRL picks the slice of its buffered generation batch by its micro-step count, which a new
             # trainer starts at 0: put it where the stopped run was.
             trainer._step = resume.step * cfg.gradient_accumulation_steps
-            say(f"resuming {cfg.algo} at step {resume.step} of {cfg.max_steps} from {resume.state_dir}")
+            say(f"resuming {cfg.algo} at step {resume.step} of {cfg.max_steps} from {resume.state_dir} ({on})")
         else:
-            say(f"training {cfg.algo} ({engine} on {device}): {len(data.items)} items, {cfg.max_steps} steps -> {out}")
+            say(f"training {cfg.algo} ({on}): {len(data.items)} items, {cfg.max_steps} steps, "
+                f"{cfg.global_batch_size()} completions a step -> {out}")
         _train_and_save(trainer, processor, run, str(resume.state_dir) if resume else None)
     if stop.signum is not None:  # it came while the finished checkpoint was being saved
-        raise Interrupted(f"{signal.Signals(stop.signum).name} after training: the checkpoint in {out} is "
-                          f"complete; its final evaluation was skipped", stop.signum)
+        late = Interrupted(f"{signal.Signals(stop.signum).name} after training: the checkpoint in {out} is "
+                           f"complete; its final evaluation was skipped", stop.signum)
+        late.reported_elsewhere = not world.main
+        raise late
+    if not world.main:
+        return out
     if run.plan is not None:
         del trainer, model  # free the training copy before the evaluation loads the saved adapter
+        run.trainer = None
         run.evaluate_final()
     _warn_if_lora_untrained(run.info, say)
     return out
@@ -213,7 +230,7 @@ def _grpo_config(kwargs: dict[str, Any]) -> Any:
 
 def _checkpoint_info(cfg: TrainConfig, engine: str, device: str, model_path: str, data: TrainData,
                      overlap: dict[str, Any] | None, kwargs: dict[str, Any], notes: list[str],
-                     extra_reward_funcs: Sequence[Callable]) -> dict[str, Any]:
+                     extra_reward_funcs: Sequence[Callable], world: World) -> dict[str, Any]:
     """The checkpoint record as training starts: everything needed to reproduce and audit the run."""
     return {
         "kind": KIND, "status": "training", "created": now(), "finished": None,
@@ -226,6 +243,7 @@ def _checkpoint_info(cfg: TrainConfig, engine: str, device: str, model_path: str
         "train_data": {"sources": data.source, "n_items": len(data.items), "sha256": data.sha256(),
                        "held_out": {"n": cfg.held_out, "seed": cfg.held_out_seed, "ids": data.held_out_ids},
                        "kinds": data.kinds(), "mix": data.mix},
+        "distributed": distributed_record(cfg, world),
         "effectively_on_policy": cfg.effectively_on_policy(), "overlap": overlap, "steps": 0,
         "harness": provenance.git_state(), "packages": provenance.package_versions(),
         "hardware": provenance.platform_info(), "lora": None, "evals": [], "train_metrics": None,
@@ -250,12 +268,13 @@ def _trainer(cfg: TrainConfig, model: Any, processor: Any, peft_config: Any, arg
 def _train_and_save(trainer: Any, processor: Any, run: CheckpointRun, resume_from: str | None = None) -> None:
     """Train (from TRL's saved state `resume_from`, when given); save the adapter and the processor;
     record which LoRA parameters changed. A crash is recorded in the checkpoint record (status error)
-    before it propagates."""
+    before it propagates. Every process runs this; the main one writes."""
     import torch
 
     from harness.gpu_memory import NvmlSampler
 
-    initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    main = run.world.main
+    initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad} if main else {}
     started = time.monotonic()
     try:
         # the device's memory in use as the driver sees it: torch's peak misses what vLLM and NCCL hold
@@ -264,19 +283,23 @@ def _train_and_save(trainer: Any, processor: Any, run: CheckpointRun, resume_fro
     except Interrupted as exc:
         from trainers.interrupt import save_interrupted
 
-        raise save_interrupted(trainer, processor, run.out, run.info, exc) from None
+        raise save_interrupted(trainer, processor, run.out, run.info, exc, run.world) from None
     except Exception as exc:
         run.info.update(status="error", finished=now(), error=f"{type(exc).__name__}: {str(exc)[:500]}")
         run.write()
         raise
-    # TRL's output_dir holds the trainer states that --resume reads; a finished run needs them no more
-    shutil.rmtree(run.out / "trainer", ignore_errors=True)
-    trainer.model.save_pretrained(run.out)
-    processor.save_pretrained(run.out)
-    lora = lora_check(trainer.model)
-    params = dict(trainer.model.named_parameters())
-    lora["n_trainable"] = len(initial)
-    lora["unchanged"] = sorted(n for n, p in initial.items() if torch.equal(p, params[n].detach()))[:50]
+    run.world.barrier()  # every process has written its part of the last trainer state
+    if main:  # TRL's output_dir holds the trainer states that --resume reads; a finished run needs them no more
+        shutil.rmtree(run.out / "trainer", ignore_errors=True)
+    with run.gathered():
+        if not main:
+            return
+        trainer.model.save_pretrained(run.out)
+        processor.save_pretrained(run.out)
+        lora = lora_check(trainer.model)
+        params = dict(trainer.model.named_parameters())
+        lora["n_trainable"] = len(initial)
+        lora["unchanged"] = sorted(n for n, p in initial.items() if torch.equal(p, params[n].detach()))[:50]
     lora["trainable_outside_lora"] = sorted(n for n in initial if "lora_" not in n)[:50]
     run.info.update(status="finished", finished=now(), steps=trainer.state.global_step, lora=lora,
                     train_metrics={**result.metrics, "wall_s": round(time.monotonic() - started, 2),

@@ -34,10 +34,12 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except Interrupted as exc:  # work stopped by a signal, saved: the shell's 128 + signal number
-            click.echo(f"interrupted: {exc}", err=True)
+            if not exc.reported_elsewhere:
+                click.echo(f"interrupted: {exc}", err=True)
             ctx.exit(128 + exc.signum)
         except HarnessError as exc:
-            click.echo(f"error: {exc}", err=True)
+            if not exc.reported_elsewhere:
+                click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
 
 

@@ -5,6 +5,7 @@ Nothing here imports trl at module level: under Unsloth, `import unsloth` must c
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,10 @@ from harness.cli.options import parse_data_dirs, parse_set, parse_weights
 @click.option("--allow-overlap", is_flag=True, default=None, help="Train despite train/eval overlap (recorded).")
 @click.option("--load-in-4bit", is_flag=True, default=None, help="QLoRA: 4-bit base weights (CUDA).")
 @click.option("--fast-inference", is_flag=True, default=None, help="Unsloth: vLLM rollouts.")
+@click.option("--num-processes", type=click.IntRange(min=1), help="Train on N processes, one per GPU (data "
+              "parallel, trl engine): the command starts itself again under accelerate launch.")
+@click.option("--deepspeed", type=click.Choice(["zero2", "zero3"]), help="With --num-processes: DeepSpeed ZeRO "
+              "(needs the deepspeed package).")
 @click.option("--set", "sets", multiple=True, help="Any config key, e.g. --set num_generations=4 (repeatable).")
 @click.option("--out", help="Checkpoint directory (default checkpoints/<algo>-<time>); new or empty unless --force.")
 @click.option("--force", is_flag=True, help="Replace what --out holds (refused otherwise).")
@@ -53,11 +58,14 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
     defaults are sized for a GPU; --config cpu-small is not). SIGTERM or Ctrl-C saves the adapter
     trained so far and marks the checkpoint interrupted (exit 143 or 130); --resume DIR continues a
     stopped or crashed run from its last saved step (trainer states are saved every resume_every steps).
+    --num-processes N trains on N GPUs (or N CPU processes), each with the per-device batch; a run so
+    trained resumes on as many. `accelerate launch -m harness.cli train ...` works too.
 
     Example: harness train --algo gspo --config unsloth-recipe --model Qwen/Qwen2.5-VL-7B-Instruct
     --suite mathvista_testmini --split testmini --held-out 100 --eval-suite mathvista_testmini --max-steps 60
     """
     from trainers.config import TrainConfig
+    from trainers.distributed import launched_world
 
     given = {k: v for k, v in flags.items() if v is not None}
     if resume_dir is not None:
@@ -68,9 +76,12 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
         others += ["--" + name.replace("_", "-") for name in given]
         if others:
             raise ConfigError(f"--resume continues a run with its recorded settings; drop {', '.join(others)}")
-        from trainers.resume import resume
+        from trainers.resume import resumable_config, resume
 
-        click.echo(str(resume(resume_dir, echo=lambda m: click.echo(m, err=True))))
+        _launch_if_needed(resumable_config(resume_dir))  # on as many processes as the run trained on
+        out = resume(resume_dir, echo=lambda m: click.echo(m, err=True))
+        if launched_world().main:
+            click.echo(str(out))
         return
     if suites:
         given["suites"] = list(suites)
@@ -89,10 +100,30 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
     if given.get("dataset") and not suites:
         given["suites"] = []
     given.update(parse_set(sets))
-    cfg, notes = TrainConfig.from_sources(config, given)
+    # under accelerate launch: as many processes as it started, unless the config or a flag says otherwise
+    launched = {"num_processes": launched_world().size} if launched_world().size > 1 else {}
+    cfg, notes = TrainConfig.from_sources(config, given, defaults=launched)
+    _launch_if_needed(cfg)
     from trainers.train import train
 
-    click.echo(str(train(cfg, notes=notes, echo=lambda m: click.echo(m, err=True), force=force)))
+    out = train(cfg, notes=notes, echo=lambda m: click.echo(m, err=True), force=force)
+    if launched_world().main:  # one line from the processes together
+        click.echo(str(out))
+
+
+def _launch_if_needed(cfg: Any) -> None:
+    """Several processes asked for outside a launcher: run this same command under accelerate launch on
+    them, and exit with their status (the main process printed the checkpoint directory)."""
+    from trainers.launch import check_launch, launch, needs_launch
+
+    if not needs_launch(cfg):
+        return
+    check_launch(cfg)  # what cannot run on several processes: one line before anything starts
+    command = sys.argv[1:]
+    if not command or command[0] != "train":  # not started as `harness train ...` (an API or test caller)
+        raise ConfigError(f"num_processes {cfg.num_processes}: start it as `harness train ... --num-processes "
+                          f"{cfg.num_processes}` or under `accelerate launch -m harness.cli train ...`")
+    click.get_current_context().exit(launch(cfg, command))
 
 
 @click.command("demo")

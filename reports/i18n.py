@@ -199,6 +199,8 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "col.engine": ("Engine", "训练引擎"),
     "col.reward_mode": ("Reward mode", "奖励模式"),
     "col.step": ("Step", "步数"),
+    "col.world_size": ("Training processes", "训练进程数"),
+    "col.global_batch": ("Completions per step (all processes)", "每步生成数（全部进程）"),
     "col.train_dir": ("Checkpoint directory", "检查点目录"),
     "train.reward": ("Reward (mean)", "奖励均值"),
     "train.format_reward": ("Format reward", "格式奖励"),

@@ -90,6 +90,8 @@ def training_section(ctx: ReportContext) -> str:
         run, ckpt = ctx.runs[i], ctx.runs[i].checkpoint
         rows.append([Cell(ctx.chip(i), run.label), cell(str(ckpt.get("algo") or DASH).upper()),
                      cell(ckpt.get("engine")), cell(ckpt.get("reward_mode") or "recipe"), cell(ckpt.get("step")),
+                     # entries written before multi-process training: one process, batch unknown here
+                     cell(ckpt.get("world_size") or 1), cell(ckpt.get("global_batch_size")),
                      cell(ckpt.get("base_model")), cell(ckpt.get("dir"))])
         if not _checkpoint_dir_exists(run):
             notes.append(("warn", "training.missing_dir", i))
@@ -97,8 +99,8 @@ def training_section(ctx: ReportContext) -> str:
             notes.append(("warn", "training.no_log", i))
         if _is_gspo(run) and ckpt.get("effectively_on_policy"):
             notes.append(("info", "training.on_policy", i))
-    head = [tr(k, lang) for k in ("col.run", "col.algo", "col.engine", "col.reward_mode", "col.step", "col.model",
-                                  "col.train_dir")]
+    head = [tr(k, lang) for k in ("col.run", "col.algo", "col.engine", "col.reward_mode", "col.step",
+                                  "col.world_size", "col.global_batch", "col.model", "col.train_dir")]
     body = [table(head, rows, table_id="training-table", numeric_from=99)]
     for kind, key, i in notes:
         body.append(f'<div class="banner {kind} small" data-note="{esc(key)}">{tr(key, lang)} {ctx.chip(i)}</div>')

@@ -158,6 +158,11 @@ def test_two_processes_train_one_checkpoint_that_evaluates_as_any(two_process_ru
     assert [row["step"] for row in rows] == [1, 2, 3]
     assert [row["rollout/completions"] for row in rows] == [8.0, 8.0, 8.0]
     assert all(8 <= row["rollout/completion_tokens"] <= 8 * 8 for row in rows)  # up to 8 tokens each
+    from trainers.bench import compare
+
+    (summary,), _ = compare({"two": out}, "two")  # the benchmark's summary: processes, global batch, samples/s
+    assert (summary["world_size"], summary["global_batch_size"]) == (2, 8)
+    assert summary["samples_per_s"] == round(8 / summary["mean_step_wall_s"], 2)
     names = {path.name for path in out.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "train_fingerprints.json"} <= names
     assert not names & {".lock", "trainer", "steps"}

@@ -300,6 +300,14 @@ def test_reward_modes_are_shown_and_the_calculator_says_it_is_the_recipes(tmp_pa
     assert "recipe reward mode" in rewards  # the calculator's own scope, in its introduction
     training = _tables(page)["training-table"]
     assert [dict(zip(training[0], r, strict=True))["Reward mode"] for r in training[1:]] == ["suite"]
+    # trained on one process: entries older than multi-process training say nothing of it
+    assert [dict(zip(training[0], r, strict=True))["Training processes"] for r in training[1:]] == ["1"]
+    two = write_run(tmp_path / "d", "two-gpus", {"synth_arith": _items([T, F], "a", rewards=suite_rewards)},
+                    checkpoint={"dir": str(tmp_path / "ckpt2"), "algo": "grpo", "engine": "trl", "step": 4,
+                                "base_model": "tiny", "reward_mode": "suite", "world_size": 2, "global_batch_size": 16})
+    page = build_report([runs[0], two], tmp_path / "r3.html").read_text(encoding="utf-8")
+    row = dict(zip(*_tables(page)["training-table"], strict=True))
+    assert (row["Training processes"], row["Completions per step (all processes)"]) == ("2", "16")
     modes = {e["rwm"] for item in _data(page)["items"] for e in item["r"] if e and "rw" in e}
     assert modes == {"suite", "recipe"}
 

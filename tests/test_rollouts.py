@@ -284,4 +284,6 @@ def test_the_training_log_has_rollout_throughput(tmp_path, tiny_model_dir):
     assert summary["rollout_tokens_per_s"] == round(tokens / sum(r["rollout/seconds"] for r in rows[1:]), 1)
     assert summary["mean_step_wall_s"] == round((rows[2]["wall_s"] - rows[0]["wall_s"]) / 2, 3)
     assert summary["nvml_peak_used_mib"] is None and summary["speedup_vs_base"] == 1.0  # no GPU here
-    assert table.count("\n") == 3 and "| trl | trl | no | 2 |" in table
+    assert (summary["world_size"], summary["global_batch_size"]) == (1, 4)
+    assert summary["samples_per_s"] == round(4 / summary["mean_step_wall_s"], 2)
+    assert table.count("\n") == 3 and "| trl | trl | no | 2 | 1 | 4 |" in table

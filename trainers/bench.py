@@ -16,9 +16,12 @@ compilation and warm-up), the first step's time, and the peak allocated GPU memo
     python -m trainers.bench --out res --summarize trl=ck/trl --summarize trl-vllm=ck/trl-vllm --base trl
 
 Over the steps after the first: the mean wall time per step (the training log's clock, so generation,
-backward, optimizer and logging), TRL's step_time, and rollout tokens/s (completion tokens over the
-time spent generating them, `rollout/*` in the log); peak memory as torch allocated it and as the
-driver saw it (NVML, vLLM's pool included).
+backward, optimizer and logging), TRL's step_time, samples/s (completions trained per second: the
+global batch, per device x processes x accumulation, over the mean step time) and rollout tokens/s
+(completion tokens over the time spent generating them, `rollout/*` in the log, every process's);
+peak memory as torch allocated it and as the driver saw it (NVML over the visible GPUs, vLLM's pool
+included). A run on several processes (docs/benchmarks/train_2gpu.sh) shows its world size and
+global batch, so samples/s compares runs of different batches.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.checkpoints import read_checkpoint, read_train_log
+from harness.checkpoints import read_checkpoint, read_train_log, world_size_of
 
 ARCHS = ("qwen2_5_vl", "qwen3_vl")
 COMMON = ["--suite", "synth_charts", "--set", "per_device_train_batch_size=8", "--set", "num_generations=4",
@@ -49,11 +52,17 @@ def summarize(checkpoint: Path) -> dict[str, Any]:
     info = read_checkpoint(checkpoint) or {}
     timed = steps[1:]  # the first step carries compilation, engine warm-up and the first weight sync
     walls = [b["wall_s"] - a["wall_s"] for a, b in itertools.pairwise(steps)]
+    config = info.get("config") or {}
+    batch = (info.get("distributed") or {}).get("global_batch_size") or (  # older records: one process
+        (config.get("per_device_train_batch_size") or 0) * (config.get("gradient_accumulation_steps") or 1))
+    mean_wall = round(statistics.mean(walls), 3) if walls else None
     rollout_s = sum(r.get("rollout/seconds") or 0.0 for r in timed)
     rollout_tokens = sum(r.get("rollout/completion_tokens") or 0.0 for r in timed)
     return {"steps": len(times), "first_step_s": round(times[0], 3) if times else None,
             "median_step_s": round(statistics.median(times[1:]), 3) if len(times) > 1 else None,
-            "timed_steps": len(timed), "mean_step_wall_s": round(statistics.mean(walls), 3) if walls else None,
+            "timed_steps": len(timed), "mean_step_wall_s": mean_wall,
+            "world_size": world_size_of(info), "global_batch_size": batch or None,
+            "samples_per_s": round(batch / mean_wall, 2) if batch and mean_wall else None,
             "mean_step_time_s": round(statistics.mean(times[1:]), 3) if len(times) > 1 else None,
             "rollout_tokens_per_s": round(rollout_tokens / rollout_s, 1) if rollout_s else None,
             "rollout_share": round(rollout_s / sum(times[1:]), 3) if rollout_s and sum(times[1:]) else None,
@@ -67,7 +76,7 @@ def summarize(checkpoint: Path) -> dict[str, Any]:
 
 def compare(named: dict[str, Path], base: str) -> tuple[list[dict[str, Any]], str]:
     """Each run's summary and its ratios to the `base` row (step time: base / row, so above 1 is faster;
-    tokens/s and memory: row / base); and the Markdown table of them."""
+    samples/s, tokens/s and memory: row / base); and the Markdown table of them."""
     rows = [{"name": name, **summarize(path)} for name, path in named.items()]
     ref = next((r for r in rows if r["name"] == base), None)
     if ref is None:
@@ -78,14 +87,16 @@ def compare(named: dict[str, Path], base: str) -> tuple[list[dict[str, Any]], st
 
     for r in rows:
         r["speedup_vs_base"] = ratio(ref["mean_step_wall_s"], r["mean_step_wall_s"])
+        r["samples_per_s_vs_base"] = ratio(r["samples_per_s"], ref["samples_per_s"])
         r["rollout_tokens_per_s_vs_base"] = ratio(r["rollout_tokens_per_s"], ref["rollout_tokens_per_s"])
         r["nvml_peak_vs_base"] = ratio(r["nvml_peak_used_mib"], ref["nvml_peak_used_mib"])
-    head = ("| row | engine | vLLM | timed steps | mean step s (wall) | speed-up vs " + base + " | TRL step_time s | "
-            "rollout tokens/s | vs " + base + " | rollout share | peak allocated MiB | NVML peak MiB | vs " + base
-            + " |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| row | engine | vLLM | timed steps | processes | global batch | mean step s (wall) | speed-up vs " + base
+            + " | samples/s | vs " + base + " | TRL step_time s | rollout tokens/s | vs " + base + " | rollout share | "
+            "peak allocated MiB | NVML peak MiB | vs " + base + " |\n|" + "---|" * 17 + "\n")
     body = "".join(
         f"| {r['name']} | {r['engine']} | {'yes' if r['use_vllm'] else 'no'} | {r['timed_steps']} | "
-        f"{r['mean_step_wall_s']} | {r['speedup_vs_base']} | {r['mean_step_time_s']} | {r['rollout_tokens_per_s']} | "
+        f"{r['world_size']} | {r['global_batch_size']} | {r['mean_step_wall_s']} | {r['speedup_vs_base']} | "
+        f"{r['samples_per_s']} | {r['samples_per_s_vs_base']} | {r['mean_step_time_s']} | {r['rollout_tokens_per_s']} | "
         f"{r['rollout_tokens_per_s_vs_base']} | {r['rollout_share']} | {r['peak_allocated_mib']} | "
         f"{r['nvml_peak_used_mib']} | {r['nvml_peak_vs_base']} |\n" for r in rows)
     return rows, head + body

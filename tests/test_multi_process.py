@@ -143,7 +143,7 @@ def two_process_run(tiny_model_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_two_processes_train_one_checkpoint_that_evaluates_as_any(two_process_run, tmp_path):
+def test_two_processes_train_one_checkpoint_that_evaluates_as_any(two_process_run, tiny_model_dir, tmp_path):
     out, done, _ = two_process_run
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == [str(out)]  # the main process printed it, once
@@ -170,6 +170,12 @@ def test_two_processes_train_one_checkpoint_that_evaluates_as_any(two_process_ru
                               out=str(tmp_path / "run")), progress=False)
     entry = RunDir(run).read_manifest()["checkpoint"]
     assert entry["step"] == 3 and entry["world_size"] == 2 and entry["global_batch_size"] == 8
+    # and as an adapter on its base, as `harness eval --adapter` loads one-process checkpoints
+    result = CliRunner().invoke(cli, ["eval", "--model", str(tiny_model_dir), "--adapter", str(out), "--suite",
+                                      "synth_charts", "--split", "test", "--limit", "2", "--max-new-tokens", "4",
+                                      "--out", str(tmp_path / "adapter-run")])
+    assert result.exit_code == 0, result.output
+    assert RunDir(tmp_path / "adapter-run").read_manifest()["checkpoint"]["world_size"] == 2
 
 
 @pytest.mark.slow
@@ -194,7 +200,7 @@ def test_a_run_started_by_accelerate_launch_stops_on_sigterm_and_resumes_on_two_
     out = tmp_path / "ckpt"
     config = tmp_path / "run.json"
     config.write_text(json.dumps({"model": str(tiny_model_dir), "engine": "trl", "suites": ["synth_arith"], "limit": 8,
-                                  "max_steps": 40, "per_device_train_batch_size": 2, "num_generations": 4,
+                                  "max_steps": 24, "per_device_train_batch_size": 2, "num_generations": 4,
                                   "steps_per_generation": 2, "max_completion_length": 8, "learning_rate": 0.05,
                                   "out": str(out)}))
     launcher = subprocess.Popen(
@@ -213,7 +219,7 @@ def test_a_run_started_by_accelerate_launch_stops_on_sigterm_and_resumes_on_two_
     info = read_checkpoint(out)
     assert info["status"] == "interrupted", stderr[-3000:]
     step = info["steps"]
-    assert 2 <= step < 40 and info["interrupted"]["signal"] == "SIGTERM" and not info["interrupted"]["forced"]
+    assert 2 <= step < 24 and info["interrupted"]["signal"] == "SIGTERM" and not info["interrupted"]["forced"]
     assert stderr.count("every training process stops after the step under way") == 1  # said by the main one
     state = out / info["interrupted"]["trainer_state"]
     assert {"rng_state_0.pth", "rng_state_1.pth", "optimizer.pt"} <= {p.name for p in state.iterdir()}
@@ -227,8 +233,8 @@ def test_a_run_started_by_accelerate_launch_stops_on_sigterm_and_resumes_on_two_
         check=False, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     info = read_checkpoint(out)
-    assert info["status"] == "finished" and info["steps"] == 40
+    assert info["status"] == "finished" and info["steps"] == 24
     assert info["resumes"][0]["from_step"] == step and info["resumes"][0]["after"] == "interrupted"
-    assert [row["step"] for row in _step_rows(out)] == list(range(1, 41))  # one line a step, across the resume
+    assert [row["step"] for row in _step_rows(out)] == list(range(1, 25))  # one line a step, across the resume
     assert info["lora"]["all_nonzero"] and info["lora"]["unchanged"] == []  # the length reward gave gradients
     assert not (out / "trainer").exists() and not (out / ".lock").exists()

@@ -76,6 +76,30 @@ def test_what_cannot_train_on_several_processes_is_one_line(tmp_path, args, mess
     assert not out.exists()
 
 
+def test_an_error_each_process_hits_is_printed_once_and_a_different_one_with_its_process(monkeypatch, tmp_path):
+    from trainers.distributed import LAUNCH_ERRORS_ENV, launch_error_lines, leave_error_to_launcher
+
+    monkeypatch.setenv(LAUNCH_ERRORS_ENV, str(tmp_path))
+    for rank, line in ((0, "error: bad split"), (1, "error: bad split"), (2, "error: disk full"), (3, "error: disk full")):
+        monkeypatch.setenv("WORLD_SIZE", "4")
+        monkeypatch.setenv("RANK", str(rank))
+        assert leave_error_to_launcher(line) is (rank != 0)  # the main process prints its own
+    assert launch_error_lines(tmp_path) == ["error: disk full (process 2)"]
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert leave_error_to_launcher("error: x") is False  # one process: it prints
+
+
+@pytest.mark.slow
+def test_bad_input_every_process_meets_is_one_line(tiny_model_dir, tmp_path):
+    done = subprocess.run(_harness("train", "--model", tiny_model_dir, *TINY, "--suite", "mathvista_testmini",
+                                   "--data-dir", tmp_path, "--num-processes", 2, "--out", tmp_path / "c"),
+                          check=False, capture_output=True, text=True, timeout=600)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    message = "error: suite mathvista_testmini has no split 'train'; splits: testmini"
+    assert done.returncode == 2 and lines == [message], done.stderr[-2000:]
+    assert not (tmp_path / "c").exists()
+
+
 def test_several_processes_without_a_launcher_say_how_to_start_them(tmp_path, tiny_model_dir):
     from trainers.train import train
 

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from core.errors import ConfigError, HarnessError
@@ -84,6 +85,41 @@ def launched_world() -> World:
 
 def under_launcher() -> bool:
     return launched_world().size > 1
+
+
+# Set by trainers/launch.py for the processes it starts: a folder where each leaves its error line.
+LAUNCH_ERRORS_ENV = "HARNESS_LAUNCH_ERRORS"
+
+
+def leave_error_to_launcher(line: str) -> bool:
+    """In a process that `harness train --num-processes` started, keep its one-line error (every process
+    that hits bad input hits it on its own) for the launching command, which prints each line the main
+    process did not. True where this process must not print it: every one but the main process."""
+    folder, world = os.environ.get(LAUNCH_ERRORS_ENV), launched_world()
+    if not folder or world.size <= 1:
+        return False
+    with contextlib.suppress(OSError):
+        (Path(folder) / f"rank-{world.rank}.txt").write_text(line + "\n", encoding="utf-8")
+    return not world.main
+
+
+def launch_error_lines(folder: Path) -> list[str]:
+    """The error lines the processes left that the main process did not print, each once, with its rank."""
+    main = _read_line(folder / "rank-0.txt")
+    seen, out = {main}, []
+    for path in sorted(folder.glob("rank-*.txt"), key=lambda p: int(p.stem.removeprefix("rank-"))):
+        line = _read_line(path)
+        if line not in seen:
+            seen.add(line)
+            out.append(f"{line} (process {path.stem.removeprefix('rank-')})")
+    return out
+
+
+def _read_line(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def join(cfg: TrainConfig) -> World:

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
 from trainers.config import TrainConfig
-from trainers.distributed import under_launcher
+from trainers.distributed import LAUNCH_ERRORS_ENV, launch_error_lines, under_launcher
 
 SHUTDOWN_TIMEOUT_S = 600  # a 7B step and its save; torchrun's default 30 s would cut the save short
 DEEPSPEED_MISSING = ("--deepspeed {stage} needs the deepspeed package, which is not installed "
@@ -85,10 +87,11 @@ def accelerate_config(cfg: TrainConfig, port: int) -> dict[str, Any]:
     return config
 
 
-def launch(cfg: TrainConfig, command: list[str]) -> int:
+def launch(cfg: TrainConfig, command: list[str], echo: Callable[[str], Any] = print) -> int:
     """Run `python -m harness.cli <command>` on cfg.num_processes processes under accelerate launch and
     wait for them; returns the exit status: the first failed process's, 128 + the signal's number when
-    one stopped them, 0 when all finished."""
+    one stopped them, 0 when all finished. The main process prints its own error line; `echo` gets the
+    other processes' lines that differ from it (trainers.distributed.leave_error_to_launcher)."""
     check_launch(cfg)
     from accelerate.commands.launch import launch_command, launch_command_parser
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -99,15 +102,26 @@ def launch(cfg: TrainConfig, command: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="harness-launch-") as folder:
         config_file = Path(folder) / "accelerate_config.json"
         config_file.write_text(json.dumps(accelerate_config(cfg, _free_port()), indent=2) + "\n")
+        errors = Path(folder) / "errors"
+        errors.mkdir()
         args = launch_command_parser().parse_args(
             ["--config_file", str(config_file), "--num_cpu_threads_per_process", str(threads),
              "--module", "harness.cli", *command])
+        # torchrun's agent logs each failed process at ERROR level; the processes' own lines say why
+        elastic = logging.getLogger("torch.distributed.elastic")
+        level, os.environ[LAUNCH_ERRORS_ENV] = elastic.level, str(errors)
+        elastic.setLevel(logging.CRITICAL)
         try:
             launch_command(args)
         except ChildFailedError as exc:
+            for line in launch_error_lines(errors):
+                echo(line)
             return _status(exc)
         except SignalException as exc:
             return 128 + int(exc.sigval)
+        finally:
+            elastic.setLevel(level)
+            os.environ.pop(LAUNCH_ERRORS_ENV, None)
     return 0
 
 

@@ -11,6 +11,7 @@ values and raise HarnessError; this package alone prints and exits. `main` is th
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -35,12 +36,23 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except Interrupted as exc:  # work stopped by a signal, saved: the shell's 128 + signal number
             if not exc.reported_elsewhere:
-                click.echo(f"interrupted: {exc}", err=True)
+                _say(f"interrupted: {exc}")
             ctx.exit(128 + exc.signum)
         except HarnessError as exc:
             if not exc.reported_elsewhere:
-                click.echo(f"error: {exc}", err=True)
+                _say(f"error: {exc}")
             ctx.exit(2)
+
+
+def _say(line: str) -> None:
+    """One line on stderr; in one of several training processes, from the main one only (the command
+    that launched them prints the others' lines that differ)."""
+    if os.environ.get("HARNESS_LAUNCH_ERRORS"):  # trainers.distributed.LAUNCH_ERRORS_ENV, read without
+        from trainers.distributed import leave_error_to_launcher  # importing the trainers package first
+
+        if leave_error_to_launcher(line):
+            return
+    click.echo(line, err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

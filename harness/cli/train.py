@@ -123,7 +123,7 @@ def _launch_if_needed(cfg: Any) -> None:
     if not command or command[0] != "train":  # not started as `harness train ...` (an API or test caller)
         raise ConfigError(f"num_processes {cfg.num_processes}: start it as `harness train ... --num-processes "
                           f"{cfg.num_processes}` or under `accelerate launch -m harness.cli train ...`")
-    click.get_current_context().exit(launch(cfg, command))
+    click.get_current_context().exit(launch(cfg, command, echo=lambda m: click.echo(m, err=True)))
 
 
 @click.command("demo")

@@ -34,7 +34,7 @@ from typing import Any
 
 from core.formats import OFFICIAL, answer_region
 from suites.base import SCORING_MODES, ScoringInput, Target
-from suites.mathvista_answers import NOT_AN_OPTION, score
+from suites.mathvista_answers import NOT_AN_OPTION, read_as_option, score
 from suites.mathvista_official import normalize_for_target, safe_equal
 from suites.mathvista_outputs import problem_target
 
@@ -77,8 +77,7 @@ def classify(problem: dict[str, Any], scoring: str) -> tuple[bool, str | None, d
 def _verdict_on_listing(extraction: Any, shown: Target) -> bool:
     """GPT's extraction read against the options as the model was shown them (an option's own text is
     that option, "(b)" included)."""
-    options = shown.choices or []
-    prediction = extraction if extraction in options else normalize_for_target(extraction, shown)
+    prediction = read_as_option(extraction, shown)
     return prediction is not None and safe_equal(prediction, shown.gold)
 
 

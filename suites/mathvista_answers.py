@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Any
 
 from core.answer_cues import abstention, cue_line, letter_called_correct, numbers_in, sentences
 from core.answers import find_numbers, to_float
@@ -333,6 +334,12 @@ def _choice_value(choice: str) -> float | None:
 # The verdicts
 
 
+def read_as_option(extracted: Any, shown: Target) -> Any:
+    """What an extraction answers among the options as shown: an option's own text is that option, even
+    one that reads as a letter ("(b)"); anything else goes through the official normalisation."""
+    return extracted if extracted in (shown.choices or []) else normalize_for_target(extracted, shown)
+
+
 def score(inp: ScoringInput) -> Score:
     """Strict verdict in `correct`, the official-compatible one in `official_correct`.
 
@@ -347,9 +354,7 @@ def score(inp: ScoringInput) -> Score:
     extracted, rule = extract_answer(inp.region, shown, whole_response=whole)
     prediction = None
     if extracted is not None and rule not in NOT_AN_OPTION:
-        # An option's own text is that option, even one that reads as a letter ("(b)").
-        options = shown.choices or []
-        prediction = extracted if extracted in options else normalize_for_target(extracted, shown)
+        prediction = read_as_option(extracted, shown)
     official_text = official_extraction(replace(inp, target=shown), extracted, rule)
     if listed and official_text in listed:
         official_text = chr(ord("A") + listed.index(official_text))

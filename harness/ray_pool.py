@@ -157,12 +157,13 @@ class ReplicaPool:
         """Stop every replica and wait (a while) until they are gone and the cluster counts their CPUs and
         GPUs free again, so that the next pool (this process's or the next command's) finds them (the
         cluster stays: Cluster.close disconnects)."""
-        held = {"CPU": self.spec.resources.num_cpus * len(self.replicas),
-                "GPU": self.spec.resources.num_gpus * len(self.replicas)}
-        free_before: dict[str, float] = {}
-        total: dict[str, float] = {}
+        # What the cluster will count free once the replicas are gone (what it cannot be asked: nothing).
+        wanted: dict[str, float] = {}
         with contextlib.suppress(Exception):
-            free_before, total = self.cluster.free_resources(), self.cluster.resources()
+            free, total, n = self.cluster.free_resources(), self.cluster.resources(), len(self.replicas)
+            wanted = {k: min(float(total.get(k, 0)), float(free.get(k, 0)) + per * n)
+                      for k, per in (("CPU", self.spec.resources.num_cpus), ("GPU", self.spec.resources.num_gpus))
+                      if per}
         probes = []
         for replica in self.replicas:
             with contextlib.suppress(Exception):  # an actor already gone
@@ -173,10 +174,8 @@ class ReplicaPool:
         if probes:
             self.ray.wait(probes, num_returns=len(probes), timeout=CLOSE_WAIT_S)
         # A dead actor's resources come back to the cluster's count a moment after its death is known.
-        with contextlib.suppress(Exception):  # a cluster that cannot be asked: nothing to wait for
-            wanted = {k: min(float(total.get(k, 0)), float(free_before.get(k, 0)) + amount)
-                      for k, amount in held.items() if amount}
-            while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            while wanted and time.monotonic() < deadline:
                 free = self.cluster.free_resources()
                 if all(float(free.get(k, 0)) >= v - 1e-9 for k, v in wanted.items()):
                     break

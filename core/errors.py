@@ -5,6 +5,10 @@ from __future__ import annotations
 import errno
 import os
 
+# Set for the training processes that `harness train --num-processes` launches: the folder where each
+# leaves its one-line error, so that the line is printed once (trainers/distributed.py, trainers/launch.py).
+LAUNCH_ERRORS_ENV = "HARNESS_LAUNCH_ERRORS"
+
 
 class HarnessError(Exception):
     """Base class: anything the user can fix (bad input, missing files, wrong arguments)."""

@@ -77,7 +77,8 @@ def test_what_cannot_train_on_several_processes_is_one_line(tmp_path, args, mess
 
 
 def test_an_error_each_process_hits_is_printed_once_and_a_different_one_with_its_process(monkeypatch, tmp_path):
-    from trainers.distributed import LAUNCH_ERRORS_ENV, launch_error_lines, leave_error_to_launcher
+    from core.errors import LAUNCH_ERRORS_ENV
+    from trainers.distributed import launch_error_lines, leave_error_to_launcher
 
     monkeypatch.setenv(LAUNCH_ERRORS_ENV, str(tmp_path))
     for rank, line in ((0, "error: bad split"), (1, "error: bad split"), (2, "error: disk full"), (3, "error: disk full")):

@@ -28,7 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.errors import ConfigError, HarnessError
+from core.errors import LAUNCH_ERRORS_ENV, ConfigError, HarnessError
 from trainers.config import TrainConfig
 
 T = TypeVar("T")
@@ -85,10 +85,6 @@ def launched_world() -> World:
 
 def under_launcher() -> bool:
     return launched_world().size > 1
-
-
-# Set by trainers/launch.py for the processes it starts: a folder where each leaves its error line.
-LAUNCH_ERRORS_ENV = "HARNESS_LAUNCH_ERRORS"
 
 
 def leave_error_to_launcher(line: str) -> bool:

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
+from core.errors import LAUNCH_ERRORS_ENV, ConfigError
 from trainers.config import TrainConfig
-from trainers.distributed import LAUNCH_ERRORS_ENV, launch_error_lines, under_launcher
+from trainers.distributed import launch_error_lines, under_launcher
 
 SHUTDOWN_TIMEOUT_S = 600  # a 7B step and its save; torchrun's default 30 s would cut the save short
 DEEPSPEED_MISSING = ("--deepspeed {stage} needs the deepspeed package, which is not installed "

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from core.errors import HarnessError, Interrupted
+from core.errors import LAUNCH_ERRORS_ENV, HarnessError, Interrupted
 from harness.cli.bench import bench_command
 from harness.cli.eval import eval_command, rescore_command, score_command, show_command, suites_command
 from harness.cli.eval_many import eval_many_command
@@ -47,8 +47,8 @@ class _Group(click.Group):
 def _say(line: str) -> None:
     """One line on stderr; in one of several training processes, from the main one only (the command
     that launched them prints the others' lines that differ)."""
-    if os.environ.get("HARNESS_LAUNCH_ERRORS"):  # trainers.distributed.LAUNCH_ERRORS_ENV, read without
-        from trainers.distributed import leave_error_to_launcher  # importing the trainers package first
+    if os.environ.get(LAUNCH_ERRORS_ENV):  # a launched training process (the trainers package loads only then)
+        from trainers.distributed import leave_error_to_launcher
 
         if leave_error_to_launcher(line):
             return

@@ -16,7 +16,7 @@ case $phase in
 model)
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   [ -f "$M/config.json" ] || timed $H random-model "$M" --arch qwen2_5_vl_7b ;;
-eval)  # acceptance 1: harness eval (vllm) vs bare LLM.generate on the same 1,024 prompts; transformers on 128
+eval)  # harness eval (vllm) vs bare LLM.generate on the same 1,024 prompts; transformers on 128
   export CUDA_VISIBLE_DEVICES=0
   timed $H eval --backend vllm --model "$M" $SYNTH --limit 1024 --gpu-memory-utilization 0.85 --out "$R/vllm-1024" --quiet
   keep_run vllm-1024
@@ -25,22 +25,22 @@ eval)  # acceptance 1: harness eval (vllm) vs bare LLM.generate on the same 1,02
   keep_bench bare-1024
   timed $H eval --backend transformers --batch-size 32 --dtype bfloat16 --model "$M" $SYNTH --limit 128 --out "$R/tf-128" --quiet
   keep_run tf-128 ;;
-evalbare)  # acceptance 1, repeated: eval and bare, ROUNDS (3) rounds on one engine after a full warm-up pass
+evalbare)  # eval and bare again:, ROUNDS (3) rounds on one engine after a full warm-up pass
   export CUDA_VISIBLE_DEVICES=0
   timed python3 docs/benchmarks/eval_vs_bare.py "$M" /tmp/evalbare 1024 "${ROUNDS:-3}"
   cp /tmp/evalbare/eval_vs_bare.json "$res/" ;;
-mathvista)  # acceptance 2: 1,000 MathVista-shaped items, 512 forced output tokens, the whole command timed
+mathvista)  # 1,000 MathVista-shaped items, 512 forced output tokens, the whole command timed
   export CUDA_VISIBLE_DEVICES=0
   python3 docs/benchmarks/mathvista_shaped.py "$MV_ANNOT" /tmp/mvshaped >/dev/null
   timed $H eval --backend vllm --model "$M" --suite mathvista_testmini --data-dir /tmp/mvshaped --max-new-tokens 512 \
       --ignore-eos --gpu-memory-utilization 0.85 --out "$R/mathvista-1000" --quiet
   keep_run mathvista-1000 ;;
-sweep)  # acceptance 3: concurrency 1..256, bf16 and fp8, one GPU
+sweep)  # concurrency 1..256, bf16 and fp8, one GPU
   export CUDA_VISIBLE_DEVICES=0
   timed $H bench --model "$M" --backend vllm --quantization "${QUANT:-none,fp8}" --concurrency 1,2,4,8,16,32,64,128,256 $SYNTH \
       --limit 512 --waves 2 --repeat 3 --warmup 1 --gpu-memory-utilization 0.85 --out "$B/sweep-${QUANT:-none,fp8}" --quiet
   keep_bench "sweep-${QUANT:-none,fp8}"; cp "$B/sweep-${QUANT:-none,fp8}"/*.png "$res/" 2>/dev/null ;;
-sweep-dp)  # acceptance 3: data parallelism 2 on two GPUs, the same sweep (bf16)
+sweep-dp)  # data parallelism 2 on two GPUs, the same sweep (bf16)
   timed $H bench --model "$M" --backend vllm --data-parallel-size 2 --concurrency 1,2,4,8,16,32,64,128,256,512 $SYNTH \
       --limit 1024 --waves 2 --repeat 3 --warmup 1 --gpu-memory-utilization 0.85 --out "$B/sweep-dp2" --quiet
   keep_bench sweep-dp2 ;;

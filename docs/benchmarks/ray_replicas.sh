@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One suite on two vLLM replicas through Ray vs one replica, on a two-GPU machine (issue: scale-out
-# acceptance 3). Each configuration runs ROUNDS (2) times into fresh run directories; the whole command is
+# One suite on two vLLM replicas through Ray vs one replica, on a two-GPU machine.
+# Each configuration runs ROUNDS (2) times into fresh run directories; the whole command is
 # timed (cluster start and model loads included) and so is its generation alone (the manifest's
 # sessions[].generation_s: first request handed over to last completion back).
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GRPO training on two GPUs against one (issue 13, acceptance 3): `harness train --num-processes 2`
+# GRPO training on two GPUs against one: `harness train --num-processes 2`
 # (data parallel through accelerate launch) and one process, the same settings per process, on a host
 # with two H200s. One phase per call:
 #   bash docs/benchmarks/train_2gpu.sh env|models|row ROW|table|server RESULTS_DIR

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Training at real size on one H200: the engines and rollout generators side by side (issue 12,
-# acceptance 2 and 3). One phase per call:
+# Training at real size on one H200: the engines and rollout generators side by side. One
+# phase per call:
 #   bash docs/benchmarks/train_h200.sh env|models|row ROW|qwen3 ROW|table|server RESULTS_DIR
 # ROW is one of: unsloth16 (Unsloth 16-bit + fast_inference), unsloth4 (Unsloth 4-bit + fast_inference),
 # trl-vllm (TRL use_vllm colocate), trl (TRL, rollouts by transformers generate).
 #
 #   res=docs/benchmarks/train-h200; for r in trl trl-vllm unsloth16 unsloth4; do bash $0 row $res $r; done
 #   bash $0 table $res          # rows.md: step time, rollout tokens/s, peak memory, ratios to the trl row
-#   bash $0 qwen3 $res trl-vllm     # the fastest row again on Qwen3-VL-8B's published sizes
+#   bash $0 qwen3 $res unsloth16    # the fastest row again on Qwen3-VL-8B's published sizes
 # Results and what failed: docs/benchmarks/train_h200.md. On a two-GPU machine two rows can run at once,
 # one per GPU (CUDA_VISIBLE_DEVICES=0 / 1); give each row 5 minutes (the Unsloth rows more: compilation).
 #
@@ -63,9 +63,9 @@ for p in ('torch','transformers','trl','peft','vllm','unsloth','unsloth_zoo','bi
 models)
   [ -f "$M7/config.json" ] || timed $H random-model "$M7" --arch qwen2_5_vl_7b
   [ -f "$M8/config.json" ] || timed $H random-model "$M8" --arch qwen3_vl_8b ;;
-row)    # acceptance 2: one row on Qwen2.5-VL-7B
+row)    # one row on Qwen2.5-VL-7B
   train_row "$M7" "$row" "$row" ;;
-qwen3)  # acceptance 3: a row (the fastest of acceptance 2) on Qwen3-VL-8B
+qwen3)  # a row (the fastest of the 7B rows) on Qwen3-VL-8B
   train_row "$M8" "qwen3-$row" "$row" ;;
 table)
   args=()

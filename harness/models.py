@@ -236,6 +236,12 @@ def model_load_options(source: ModelSource, *, dtype, device: str, load_in_4bit:
     if load_in_4bit:
         require_4bit_support()
         options["quantization_config"] = bnb_4bit_config(dtype)
+    if device == "cuda":
+        import torch
+
+        # The current GPU: each training process under accelerate owns the one its state selected, where a
+        # bare "cuda" would load every process's copy onto the first GPU before the trainer moves it.
+        device = f"cuda:{torch.cuda.current_device()}"
     if device != "cpu":
         options["device_map"] = {"": device}  # straight onto the GPU, not through host memory
     return options

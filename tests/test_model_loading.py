@@ -100,6 +100,7 @@ def test_qlora_adapter_is_evaluated_on_the_base_it_was_trained_on(tiny_model_dir
     monkeypatch.setattr(models, "cuda_available", lambda: True)
     monkeypatch.setattr(models, "require_4bit_support", lambda: None)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)  # the GPU a second training process owns
     monkeypatch.setattr(AutoModelForImageTextToText, "from_pretrained", capture)
 
     cfg = TrainConfig.from_dict({"model": str(tiny_model_dir), "engine": "trl", "load_in_4bit": True})[0]
@@ -112,4 +113,4 @@ def test_qlora_adapter_is_evaluated_on_the_base_it_was_trained_on(tiny_model_dir
     train_quant, eval_quant = train_kwargs.pop("quantization_config"), eval_kwargs.pop("quantization_config")
     assert train_quant.to_dict() == eval_quant.to_dict() == bnb_4bit_config(torch.bfloat16).to_dict()
     assert train_kwargs == eval_kwargs == {"dtype": torch.bfloat16, "trust_remote_code": False,
-                                           "device_map": {"": "cuda"}}
+                                           "device_map": {"": "cuda:1"}}

@@ -117,12 +117,6 @@ def _load_trl(cfg: TrainConfig, model: ResolvedModel) -> tuple[Any, Any, Any]:
     device = device_of("trl")
     if cfg.load_in_4bit and device == "cpu":
         raise ConfigError("load_in_4bit needs a CUDA GPU")
-    if device == "cuda":
-        import torch
-
-        # Under accelerate each process owns the GPU its state selected; a bare "cuda" would load every
-        # process's copy onto the first GPU before the trainer moves it.
-        device = f"cuda:{torch.cuda.current_device()}"
     net, processor = load_model_and_processor(model, dtype=pick_dtype(cfg.dtype, device), device=device,
                                               load_in_4bit=cfg.load_in_4bit)
     targets = LANGUAGE_LORA + (f"|{VISION_LORA}" if cfg.finetune_vision_layers else "")

@@ -30,12 +30,14 @@
 # script): `harness train --num-processes 2` starts accelerate's launcher itself and its processes run
 # `python -m harness.cli`. `server` (not a table row) trains one process on GPU 0 with rollouts from TRL's
 # vLLM server on GPU 1 (needs vllm: `uv sync --locked --extra vllm`). MODEL7 defaults to /tmp/m7b.
+# SUITE (default synth_charts) changes the training data: synth_arith is text only, which TRL's server mode
+# can serve from a vLLM older than 0.30 (image prompts there need 0.30 or newer).
 set -uo pipefail
 phase=$1; res=$2; row=${3:-}; mkdir -p "$res"
 M7=${MODEL7:-/tmp/m7b}; C=${CHECKPOINTS:-/tmp/train-2gpu-ck}; PER_DEVICE=${PER_DEVICE:-16}; TOKENS=${TOKENS:-96}
 H="python3 -m harness.cli"
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}  # NVLink multicast is not needed by two GPUs
-COMMON=(--algo grpo --engine trl --model "$M7" --suite synth_charts --split train --max-steps 12 --set limit=512
+COMMON=(--algo grpo --engine trl --model "$M7" --suite "${SUITE:-synth_charts}" --split train --max-steps 12 --set limit=512
         --set "image_size=[448,448]" --set num_generations=4 --set steps_per_generation=1
         --set max_completion_length="$TOKENS" --set max_seq_length=2048 --set learning_rate=1e-5 --set seed=0
         --set gradient_checkpointing=true --set resume_every=0)

@@ -26,12 +26,14 @@
 # Needs, beside the locked environment: vllm (`uv sync --locked --extra vllm`: 0.31) and, for the
 # unsloth rows, `pip install --no-deps unsloth==2026.10.9 unsloth_zoo==2026.10.9` plus their small
 # dependencies (docs/training.md, Engines). MODEL7 / MODEL8 default to /tmp/m7b and /tmp/m8b.
+# SUITE (default synth_charts) changes the training data: synth_arith is text only, which TRL's server mode
+# can serve from a vLLM older than 0.30 (image prompts there need 0.30 or newer).
 set -uo pipefail
 phase=$1; res=$2; row=${3:-}; mkdir -p "$res"
 M7=${MODEL7:-/tmp/m7b}; M8=${MODEL8:-/tmp/m8b}; C=${CHECKPOINTS:-/tmp/train-ck}
 H="python3 -m harness.cli"
 export PYTHONUNBUFFERED=1 CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}
-COMMON=(--algo gspo --suite synth_charts --split train --max-steps 12 --set limit=512 --set "image_size=[448,448]"
+COMMON=(--algo gspo --suite "${SUITE:-synth_charts}" --split train --max-steps 12 --set limit=512 --set "image_size=[448,448]"
         --set per_device_train_batch_size=32 --set num_generations=4 --set steps_per_generation=1
         --set max_completion_length=128 --set max_seq_length=2048 --set learning_rate=1e-5 --set seed=0
         --set gradient_checkpointing=true --set "gpu_memory_utilization=${GPU_UTIL:-0.5}")
@@ -75,7 +77,7 @@ table)
   base=trl; [ -f "$C/trl/train_log.jsonl" ] || base=${args[1]%%=*}   # ratios to trl, or to the first row
   python3 -m trainers.bench --out "$res" --base "$base" "${args[@]}" ;;
 server)  # TRL's server mode where two GPUs are lent: vLLM on GPU 1, training on GPU 0 (not a table row)
-  CUDA_VISIBLE_DEVICES=1 trl vllm-serve --model "$M7" --port 8011 --gpu-memory-utilization 0.8 \
+  CUDA_VISIBLE_DEVICES=1 python3 -m trl.scripts.vllm_serve --model "$M7" --port 8011 --gpu-memory-utilization 0.8 \
       --max-model-len 2048 > "$res/server-vllm.log" 2>&1 &
   server=$!
   for _ in $(seq 120); do curl -sf http://127.0.0.1:8011/health >/dev/null && break; sleep 5; done

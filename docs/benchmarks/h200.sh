@@ -25,7 +25,7 @@ eval)  # harness eval (vllm) vs bare LLM.generate on the same 1,024 prompts; tra
   keep_bench bare-1024
   timed $H eval --backend transformers --batch-size 32 --dtype bfloat16 --model "$M" $SYNTH --limit 128 --out "$R/tf-128" --quiet
   keep_run tf-128 ;;
-evalbare)  # eval and bare again:, ROUNDS (3) rounds on one engine after a full warm-up pass
+evalbare)  # eval and bare again, ROUNDS (3) rounds on one engine after a full warm-up pass
   export CUDA_VISIBLE_DEVICES=0
   timed python3 docs/benchmarks/eval_vs_bare.py "$M" /tmp/evalbare 1024 "${ROUNDS:-3}"
   cp /tmp/evalbare/eval_vs_bare.json "$res/" ;;

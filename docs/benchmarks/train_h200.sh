@@ -8,7 +8,7 @@
 #   res=docs/benchmarks/train-h200; for r in trl trl-vllm unsloth16 unsloth4; do bash $0 row $res $r; done
 #   bash $0 table $res          # rows.md: step time, rollout tokens/s, peak memory, ratios to the trl row
 #   bash $0 qwen3 $res unsloth16    # the fastest row again on Qwen3-VL-8B's published sizes
-# Results and what failed: docs/benchmarks/train_h200.md. On a two-GPU machine two rows can run at once,
+# Results: docs/benchmarks/train_h200.md. On a two-GPU machine two rows can run at once,
 # one per GPU (CUDA_VISIBLE_DEVICES=0 / 1); give each row 5 minutes (the Unsloth rows more: compilation).
 #
 # Every row trains the same thing: random-weight Qwen2.5-VL-7B (harness random-model, MODEL7), GSPO,

@@ -92,7 +92,10 @@ def launch(cfg: TrainConfig, command: list[str], echo: Callable[[str], Any] = pr
     wait for them; returns the exit status: the first failed process's, 128 + the signal's number when
     one stopped them, 0 when all finished. The main process prints its own error line; `echo` gets the
     other processes' lines that differ from it (trainers.distributed.leave_error_to_launcher)."""
-    check_launch(cfg)
+    check_launch(cfg)  # what cannot run on several processes: one line before anything starts
+    if not command or command[0] != "train":  # not `harness train ...` (an API or test caller's argv)
+        raise ConfigError(f"num_processes {cfg.num_processes}: start it as `harness train ... --num-processes "
+                          f"{cfg.num_processes}` or under `accelerate launch -m harness.cli train ...`")
     from accelerate.commands.launch import launch_command, launch_command_parser
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

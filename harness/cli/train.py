@@ -114,16 +114,10 @@ def train_command(suites: tuple[str, ...], data_dirs: tuple[str, ...], eval_suit
 def _launch_if_needed(cfg: Any) -> None:
     """Several processes asked for outside a launcher: run this same command under accelerate launch on
     them, and exit with their status (the main process printed the checkpoint directory)."""
-    from trainers.launch import check_launch, launch, needs_launch
+    from trainers.launch import launch, needs_launch
 
-    if not needs_launch(cfg):
-        return
-    check_launch(cfg)  # what cannot run on several processes: one line before anything starts
-    command = sys.argv[1:]
-    if not command or command[0] != "train":  # not started as `harness train ...` (an API or test caller)
-        raise ConfigError(f"num_processes {cfg.num_processes}: start it as `harness train ... --num-processes "
-                          f"{cfg.num_processes}` or under `accelerate launch -m harness.cli train ...`")
-    click.get_current_context().exit(launch(cfg, command, echo=lambda m: click.echo(m, err=True)))
+    if needs_launch(cfg):
+        click.get_current_context().exit(launch(cfg, sys.argv[1:], echo=lambda m: click.echo(m, err=True)))
 
 
 @click.command("demo")

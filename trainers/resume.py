@@ -158,7 +158,7 @@ def _resumable_record(out: Path, extra_reward_funcs: Sequence[Callable]) -> dict
 
 
 def _continuation(out: Path, cfg: TrainConfig, info: dict[str, Any]) -> Continuation:
-    states = saved_states(out, cfg.world_size(), (info.get("distributed") or {}).get("deepspeed"))
+    states = saved_states(out, cfg.world_size(), cfg.deepspeed)  # both as resumable_config set them
     if not states:
         raise RunDirError(f"{out} holds no saved trainer state (trainer/{STATE_PREFIX}N): it stopped before its "
                           f"first save (resume_every {cfg.resume_every}); the adapter there, if any, still "

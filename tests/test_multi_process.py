@@ -86,6 +86,11 @@ def test_an_error_each_process_hits_is_printed_once_and_a_different_one_with_its
         monkeypatch.setenv("RANK", str(rank))
         assert leave_error_to_launcher(line) is (rank != 0)  # the main process prints its own
     assert launch_error_lines(tmp_path) == ["error: disk full (process 2)"]
+    (tmp_path / "rank-0.txt").unlink()  # the main process stopped before it met the error
+    assert launch_error_lines(tmp_path) == ["error: bad split (process 1)", "error: disk full (process 2)"]
+    for rank in (2, 3):
+        (tmp_path / f"rank-{rank}.txt").unlink()
+    assert launch_error_lines(tmp_path) == ["error: bad split"]  # the others agree: the run's error
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert leave_error_to_launcher("error: x") is False  # one process: it prints
 

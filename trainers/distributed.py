@@ -100,15 +100,19 @@ def leave_error_to_launcher(line: str) -> bool:
 
 
 def launch_error_lines(folder: Path) -> list[str]:
-    """The error lines the processes left that the main process did not print, each once, with its rank."""
+    """The error lines the processes left that the main process did not print, each once. A line is
+    marked with the process that left it where the lines differ; where the main process printed nothing
+    (another process failed first and the launcher stopped it) and the others agree, their line is the
+    run's error and goes out unmarked."""
     main = _read_line(folder / "rank-0.txt")
-    seen, out = {main}, []
+    left: dict[str, str] = {}  # line -> the first process that left it
     for path in sorted(folder.glob("rank-*.txt"), key=lambda p: int(p.stem.removeprefix("rank-"))):
         line = _read_line(path)
-        if line not in seen:
-            seen.add(line)
-            out.append(f"{line} (process {path.stem.removeprefix('rank-')})")
-    return out
+        if line is not None and line != main:
+            left.setdefault(line, path.stem.removeprefix("rank-"))
+    if main is None and len(left) == 1:
+        return list(left)
+    return [f"{line} (process {rank})" for line, rank in left.items()]
 
 
 def _read_line(path: Path) -> str | None:

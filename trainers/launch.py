@@ -91,7 +91,7 @@ def launch(cfg: TrainConfig, command: list[str], echo: Callable[[str], Any] = pr
     """Run `python -m harness.cli <command>` on cfg.num_processes processes under accelerate launch and
     wait for them; returns the exit status: the first failed process's, 128 + the signal's number when
     one stopped them, 0 when all finished. The main process prints its own error line; `echo` gets the
-    other processes' lines that differ from it (trainers.distributed.leave_error_to_launcher)."""
+    lines it did not print (trainers.distributed.launch_error_lines)."""
     check_launch(cfg)  # what cannot run on several processes: one line before anything starts
     if not command or command[0] != "train":  # not `harness train ...` (an API or test caller's argv)
         raise ConfigError(f"num_processes {cfg.num_processes}: start it as `harness train ... --num-processes "

@@ -95,6 +95,24 @@ def test_an_error_each_process_hits_is_printed_once_and_a_different_one_with_its
     assert leave_error_to_launcher("error: x") is False  # one process: it prints
 
 
+def test_a_user_error_stops_the_process_group_before_the_process_exits_and_a_crash_does_not():
+    import torch.distributed as dist
+
+    from core.errors import ConfigError
+    from trainers.distributed import World, closed_on_error
+
+    world = World(size=2, rank=1, backend="gloo")
+    for error, stopped in ((ConfigError("bad split"), True), (RuntimeError("a bug"), False)):
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        try:
+            with pytest.raises(type(error)), closed_on_error(world):
+                raise error
+            assert dist.is_initialized() is not stopped
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
 @pytest.mark.slow
 def test_bad_input_every_process_meets_is_one_line(tiny_model_dir, tmp_path):
     done = subprocess.run(_harness("train", "--model", tiny_model_dir, *TINY, "--suite", "mathvista_testmini",

@@ -8,8 +8,8 @@ claim (or its error) through the process group, so a refused directory stops eve
 same one-line error instead of leaving them waiting.
 
     world = join(cfg)                  # cfg.num_processes resolved; the process group started when > 1
-    with main_first(world, claim) as out:   # claim(stack) runs on the main process; all get its result
-        ...
+    with closed_on_error(world), main_first(world, claim) as out:   # claim(stack) runs on the main
+        ...                                      # process, all get its result; a user error stops the group
     if world.main: ...                 # rank 0 writes
     with full_trainable_params(trainer): ...   # ZeRO-3: the LoRA weights gathered on every process
 
@@ -171,6 +171,22 @@ def _allow_indexed_cpu_locations() -> None:
 
 
 _INDEXED_CPU = False
+
+
+@contextlib.contextmanager
+def closed_on_error(world: World) -> Iterator[None]:
+    """Stop this process's part of the process group before a user error leaves the block: a process
+    that exits with the group's threads still running is now and then aborted on the way out ("terminate
+    called without an active exception"), and the launcher then reports 134 in place of the error's 2."""
+    try:
+        yield
+    except HarnessError:
+        if world.size > 1:
+            import torch.distributed
+
+            if torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+        raise
 
 
 @contextlib.contextmanager

@@ -50,7 +50,7 @@ from harness.checkpoints import (
     world_size_of,
 )
 from trainers.config import TrainConfig
-from trainers.distributed import join, main_first
+from trainers.distributed import closed_on_error, join, main_first
 
 STATE_PREFIX = "checkpoint-"  # TRL's (transformers') name for a saved trainer state
 STATE_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth", "adapter_model.safetensors")
@@ -118,7 +118,7 @@ def resume(out: str | Path, *, extra_reward_funcs: Sequence[Callable] = (),
         info = read_checkpoint(out)  # again under the lock: the record another process left
         return _continuation(out, cfg, info)
 
-    with main_first(world, lock_and_continue) as continuation:
+    with closed_on_error(world), main_first(world, lock_and_continue) as continuation:
         return _train(cfg, out, world=world, notes=continuation.info.get("config_notes") or [],
                       extra_reward_funcs=extra_reward_funcs, echo=echo, resume=continuation)
 

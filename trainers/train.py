@@ -28,7 +28,7 @@ from trainers.checkpoint import lora_check
 from trainers.checkpoint_run import CheckpointRun
 from trainers.config import TrainConfig
 from trainers.data import TrainData, eval_plan, guard, load_training_data, to_trl_dataset
-from trainers.distributed import World, distributed_record, join, main_first
+from trainers.distributed import World, closed_on_error, distributed_record, join, main_first
 from trainers.engines import (
     device_of,
     import_unsloth,
@@ -124,7 +124,7 @@ def train(cfg: TrainConfig, *, notes: Sequence[str] = (), extra_reward_funcs: Se
         stack.enter_context(claimed_checkpoint_dir(out, force))
         return out
 
-    with main_first(world, claim) as out:
+    with closed_on_error(world), main_first(world, claim) as out:
         return _train(cfg, out, world=world, notes=notes, extra_reward_funcs=extra_reward_funcs, echo=echo)
 
 

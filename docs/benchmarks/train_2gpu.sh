@@ -14,7 +14,8 @@
 #   res=docs/benchmarks/train-2gpu; bash $0 env $res; bash $0 models $res
 #   bash $0 row $res 1gpu; bash $0 row $res 2gpu; bash $0 table $res     # a few minutes a row
 #   bash $0 row $res 2gpu-same-global; bash $0 table $res                 # the optional third row
-#   SUITE=synth_arith CHECKPOINTS=/tmp/ck-text BASE=1gpu-vllm bash $0 server $res; ... row $res 1gpu-vllm
+#   export SUITE=synth_arith CHECKPOINTS=/tmp/ck-text    # the server phase against colocated vLLM, text data
+#   bash $0 server $res-text; bash $0 row $res-text 1gpu-vllm; BASE=1gpu-vllm bash $0 table $res-text
 #
 # Every row trains the same thing: random-weight Qwen2.5-VL-7B (harness random-model, MODEL7), GRPO, the
 # trl engine with rollouts by transformers generate (unless the row says vLLM), synth_charts train (the

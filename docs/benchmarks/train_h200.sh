@@ -87,6 +87,6 @@ server)  # TRL's server mode where two GPUs are lent: vLLM on GPU 1, training on
   tail -3 "$res/trl-server.log"
   cp "$C/trl-server/checkpoint.json" "$res/trl-server.checkpoint.json" 2>/dev/null
   cp "$C/trl-server/train_log.jsonl" "$res/trl-server.train_log.jsonl" 2>/dev/null
-  kill "$server" ;;
+  kill "$server"; wait "$server" ;;  # the server's GPU is free for the next row
 *) echo "unknown phase $phase" >&2; exit 2 ;;
 esac

@@ -76,7 +76,7 @@ table)
   done
   base=trl; [ -f "$C/trl/train_log.jsonl" ] || base=${args[1]%%=*}   # ratios to trl, or to the first row
   python3 -m trainers.bench --out "$res" --base "$base" "${args[@]}" ;;
-server)  # TRL's server mode where two GPUs are lent: vLLM on GPU 1, training on GPU 0 (not a table row)
+server)  # TRL's server mode on a machine with two GPUs: vLLM on GPU 1, training on GPU 0 (not a table row)
   CUDA_VISIBLE_DEVICES=1 python3 -m trl.scripts.vllm_serve --model "$M7" --port 8011 --gpu-memory-utilization 0.8 \
       --max-model-len 2048 > "$res/server-vllm.log" 2>&1 &
   server=$!
